@@ -1,0 +1,1 @@
+"""Tanfang: visiting and care for elderly people with special difficulties."""

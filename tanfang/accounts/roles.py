@@ -1,0 +1,67 @@
+"""What each role may do. The scope (which elders) is in ``scope.py``; this is the *what*.
+
+Capabilities are plain sets so that a page, an API endpoint and an admin view ask the same
+question in the same words: ``can(user, Capability.REVEAL_IDENTIFIERS)``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tanfang.accounts.models import Role
+
+
+class Capability(StrEnum):
+    VIEW_ELDERS = "view_elders"
+    EDIT_ELDERS = "edit_elders"
+    REVEAL_IDENTIFIERS = "reveal_identifiers"
+    OVERRIDE_CATEGORY = "override_category"
+    IMPORT_ELDERS = "import_elders"
+    EXPORT_ELDERS = "export_elders"
+    VIEW_DATA_QUALITY = "view_data_quality"
+    VIEW_AREAS = "view_areas"
+    MANAGE_AREAS = "manage_areas"
+    READ_AUDIT_LOG = "read_audit_log"
+    BACK_OFFICE = "back_office"
+
+
+_WORKERS = {
+    Capability.VIEW_ELDERS,
+    Capability.EDIT_ELDERS,
+    Capability.REVEAL_IDENTIFIERS,
+    Capability.OVERRIDE_CATEGORY,
+    Capability.IMPORT_ELDERS,
+    Capability.EXPORT_ELDERS,
+    Capability.VIEW_DATA_QUALITY,
+    Capability.VIEW_AREAS,
+}
+
+ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    Role.CITY_ADMIN: frozenset(_WORKERS | {Capability.MANAGE_AREAS, Capability.BACK_OFFICE}),
+    Role.DISTRICT_SUPERVISOR: frozenset(
+        {
+            Capability.VIEW_ELDERS,
+            Capability.REVEAL_IDENTIFIERS,
+            Capability.EXPORT_ELDERS,
+            Capability.VIEW_DATA_QUALITY,
+            Capability.VIEW_AREAS,
+            Capability.BACK_OFFICE,
+        }
+    ),
+    Role.SUBDISTRICT_STAFF: frozenset(_WORKERS | {Capability.BACK_OFFICE}),
+    Role.COMMUNITY_WORKER: frozenset(_WORKERS),
+    # A visitor sees her assigned elders and may reveal a phone number to call them.
+    Role.VISITOR: frozenset({Capability.VIEW_ELDERS, Capability.REVEAL_IDENTIFIERS}),
+    Role.DATA_PARTNER: frozenset({Capability.VIEW_AREAS}),
+    Role.AUDITOR: frozenset({Capability.READ_AUDIT_LOG}),
+}
+
+
+def can(user: object, capability: Capability) -> bool:
+    """Whether ``user`` (signed in, with a role and an area) has ``capability``."""
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return False
+    role = getattr(user, "role", "")
+    if getattr(user, "area_id", None) is None:
+        return False
+    return capability in ROLE_CAPABILITIES.get(role, frozenset())

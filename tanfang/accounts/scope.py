@@ -1,0 +1,74 @@
+"""The one place that decides which rows of personal data a user may see.
+
+Deny by default: an anonymous or inactive user, a user without an area, and any role not
+named below sees nothing. Superusers are installation accounts and get no personal data either;
+they act through a role like everyone else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from tanfang.accounts.models import Role
+
+if TYPE_CHECKING:
+    from tanfang.areas.models import AreaQuerySet
+    from tanfang.registry.models import ElderQuerySet
+
+# Role → the ancestor column of an elder that must equal the user's area.
+_ELDER_SCOPE_COLUMN = {
+    Role.CITY_ADMIN: "city_id",
+    Role.DISTRICT_SUPERVISOR: "district_id",
+    Role.SUBDISTRICT_STAFF: "subdistrict_id",
+    Role.COMMUNITY_WORKER: "community_id",
+}
+
+
+def _active(user: Any) -> bool:
+    return bool(
+        getattr(user, "is_authenticated", False)
+        and getattr(user, "is_active", False)
+        and getattr(user, "area_id", None) is not None
+    )
+
+
+def today() -> dt.date:
+    return timezone.localdate()
+
+
+def elders_visible_to(user: Any, queryset: ElderQuerySet) -> ElderQuerySet:
+    if not _active(user):
+        return queryset.none()
+    column = _ELDER_SCOPE_COLUMN.get(user.role)
+    if column is not None:
+        return queryset.filter(**{column: user.area_id})
+    if user.role == Role.VISITOR:
+        on = today()
+        current = Q(assignments__visitor=user, assignments__starts_on__lte=on) & (
+            Q(assignments__ends_on__isnull=True) | Q(assignments__ends_on__gte=on)
+        )
+        # A visitor's assignments never leave her own area, whatever was recorded.
+        area_column = f"{user.area.level}_id"
+        return queryset.filter(current, **{area_column: user.area_id}).distinct()
+    return queryset.none()
+
+
+def areas_visible_to(user: Any, queryset: AreaQuerySet) -> AreaQuerySet:
+    """The subtree under the user's area (its ancestors are visible as names only elsewhere)."""
+    if not _active(user) or user.role not in {*_ELDER_SCOPE_COLUMN, Role.VISITOR, Role.DATA_PARTNER}:
+        return queryset.none()
+    area = user.area
+    return queryset.filter(Q(pk=area.pk) | Q(**{f"{area.level}_id": area.pk}))
+
+
+def audit_visible_to(user: Any, queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """Auditors read the log of their own area (by code prefix)."""
+    from tanfang.areas.models import code_prefix
+
+    if not _active(user) or user.role != Role.AUDITOR:
+        return queryset.none()
+    return queryset.filter(area_code__startswith=code_prefix(user.area.code, user.area.level))

@@ -1,0 +1,8 @@
+"""Pages. Each area of the product keeps its own URL list; this only puts them together."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("tanfang.web.urls_registry")),
+    path("import/", include("tanfang.imports.urls")),
+]
