@@ -324,8 +324,8 @@ def elders_upsert(
             if not (created or changes or any(related)):
                 result.unchanged += 1
                 continue
-            if not created:
-                elder.save()
+            # Related facts (children_known, the latest assessment, ...) land on the row too.
+            elder.save()
             ElderChange.objects.create(
                 elder=elder, by=actor if getattr(actor, "pk", None) else None, source=source,
                 changes=changes, note="created" if created else "",
