@@ -53,15 +53,17 @@ def make_tree() -> Tree:
         for s in (1, 2):
             kind = SubdistrictKind.STREET if d_code == "110101" else SubdistrictKind.TOWN
             s_code = f"{d_code}{(s if kind == SubdistrictKind.STREET else 100 + s):03d}"
-            sub = make_area(s_code, f"{d_name}第{s}街道", AreaLevel.SUBDISTRICT, district,
-                            subdistrict_kind=kind)
+            sub = make_area(
+                s_code, f"{d_name}第{s}街道", AreaLevel.SUBDISTRICT, district, subdistrict_kind=kind
+            )
             subdistricts.append(sub)
             for c in (1, 2):
                 rural = d_code == "110111" and c == 2
                 community = make_area(
                     f"{s_code}{(200 + c) if rural else c:03d}",
                     f"{sub.name}第{c}{'村' if rural else '社区'}",
-                    AreaLevel.COMMUNITY, sub,
+                    AreaLevel.COMMUNITY,
+                    sub,
                     community_kind=CommunityKind.VILLAGERS if rural else CommunityKind.RESIDENTS,
                 )
                 communities.append(community)
@@ -71,7 +73,9 @@ def make_tree() -> Tree:
 def make_user(role: str, area: Area | None, username: str | None = None) -> User:
     return User.objects.create_user(
         username=username or f"{role}-{area.code if area else 'none'}-{next(_serial)}",
-        password=PASSWORD, role=role, area=area,
+        password=PASSWORD,
+        role=role,
+        area=area,
     )
 
 
@@ -80,14 +84,23 @@ def new_id_number(birth_date: dt.date, gender: str = "female", place: str = "110
 
 
 def make_elder(
-    community: Area, *, name: str = "王秀兰", birth_date: dt.date = dt.date(1940, 5, 1),
-    gender: str = "female", actor: Any = None, **facts: Any,
+    community: Area,
+    *,
+    name: str = "王秀兰",
+    birth_date: dt.date = dt.date(1940, 5, 1),
+    gender: str = "female",
+    actor: Any = None,
+    **facts: Any,
 ) -> Elder:
     """An elder created through ``elders_upsert``; ``facts`` are ElderRecord fields."""
     number = facts.pop("id_number", None) or new_id_number(birth_date, gender)
     record = ElderRecord(
-        id_number=number, name=name, gender=gender, birth_date=birth_date,
-        community_code=community.code, **facts,
+        id_number=number,
+        name=name,
+        gender=gender,
+        birth_date=birth_date,
+        community_code=community.code,
+        **facts,
     )
     elders_upsert(actor=actor, records=[record], source="test", source_date=dt.date(2026, 1, 5))
     return Elder.objects.get(id_number_masked=number[:6] + "*" * 8 + number[-4:])
@@ -96,19 +109,37 @@ def make_elder(
 def lonely_widow(community: Area, **kw: Any) -> Elder:
     """An 86-year-old widow with no children: living alone, advanced age, census focus."""
     return make_elder(
-        community, name=kw.pop("name", "李桂英"), birth_date=dt.date(1940, 3, 2),
-        spouse_status="deceased", children=[], household=[],
-        relatives_same_subdistrict=False, daily_companionship=False,
-        disability_status="none", **kw,
+        community,
+        name=kw.pop("name", "李桂英"),
+        birth_date=dt.date(1940, 3, 2),
+        spouse_status="deceased",
+        children=[],
+        household=[],
+        relatives_same_subdistrict=False,
+        daily_companionship=False,
+        disability_status="none",
+        **kw,
     )
 
 
 def parent_with_son(community: Area, **kw: Any) -> Elder:
     return make_elder(
-        community, name=kw.pop("name", "张建国"), birth_date=dt.date(1950, 8, 8), gender="male",
-        spouse_status="alive", spouse_lives_with=True,
-        children=[ChildRecord(name="张伟", alive=True, birth_year=1975, lives_with=False,
-                              same_subdistrict=True, can_support=True)],
+        community,
+        name=kw.pop("name", "张建国"),
+        birth_date=dt.date(1950, 8, 8),
+        gender="male",
+        spouse_status="alive",
+        spouse_lives_with=True,
+        children=[
+            ChildRecord(
+                name="张伟",
+                alive=True,
+                birth_year=1975,
+                lives_with=False,
+                same_subdistrict=True,
+                can_support=True,
+            )
+        ],
         first_contact=FirstContactRecord(name="张伟", relation="child", phone="13800138000"),
         **kw,
     )

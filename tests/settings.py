@@ -12,6 +12,6 @@ os.environ.setdefault("TANFANG_FIELD_KEYS", "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2
 os.environ.setdefault("TANFANG_BLIND_INDEX_KEY", "test-blind-index-key")
 os.environ.setdefault("TANFANG_DATA_DIR", tempfile.mkdtemp(prefix="tanfang-test-"))
 
-from tanfang.settings import *  # noqa: E402,F403
+from tanfang.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -79,10 +79,19 @@ def test_phone_garbage_is_refused(raw: str) -> None:
 
 @pytest.mark.parametrize(
     ("scheme", "level", "beijing"),
-    [("beijing", 1, 1), ("beijing", 0, 0), ("gbt42195", 0, 0), ("gbt42195", 1, 3),
-     ("gbt42195", 2, 2), ("gbt42195", 3, 1), ("gbt42195", 4, 1)],
+    [
+        ("beijing", 1, 1),
+        ("beijing", 0, 0),
+        ("gbt42195", 0, 0),
+        ("gbt42195", 1, 3),
+        ("gbt42195", 2, 2),
+        ("gbt42195", 3, 1),
+        ("gbt42195", 4, 1),
+    ],
 )
-def test_capability_levels_map_to_the_plans_numbering(scheme: str, level: int, beijing: int) -> None:
+def test_capability_levels_map_to_the_plans_numbering(
+    scheme: str, level: int, beijing: int
+) -> None:
     assert to_beijing_level(scheme, level) == beijing
 
 
@@ -95,9 +104,20 @@ def test_capability_levels_out_of_range() -> None:
 
 @pytest.mark.parametrize(
     ("score", "kw", "level"),
-    [(90, {}, 0), (89, {}, 1), (66, {}, 1), (65, {}, 2), (46, {}, 2), (45, {}, 3), (30, {}, 3),
-     (29, {}, 4), (90, {"coma": True}, 4), (70, {"dementia": True}, 2),
-     (50, {"care_risk_events_30d": 2}, 3), (10, {"dementia": True}, 4)],
+    [
+        (90, {}, 0),
+        (89, {}, 1),
+        (66, {}, 1),
+        (65, {}, 2),
+        (46, {}, 2),
+        (45, {}, 3),
+        (30, {}, 3),
+        (29, {}, 4),
+        (90, {"coma": True}, 4),
+        (70, {"dementia": True}, 2),
+        (50, {"care_risk_events_30d": 2}, 3),
+        (10, {"dementia": True}, 4),
+    ],
 )
 def test_gbt42195_score_to_level(score: int, kw: dict[str, object], level: int) -> None:
     assert gbt42195_level(score, **kw) == level  # type: ignore[arg-type]

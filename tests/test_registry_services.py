@@ -53,13 +53,25 @@ def test_same_record_twice_changes_nothing() -> None:
     elder = parent_with_son(tree.communities[0])
     number = crypto.decrypt(elder.id_number_cipher)
     record = ElderRecord(
-        id_number=number, name="张建国", spouse_status="alive", spouse_lives_with=True,
-        children=[ChildRecord(name="张伟", alive=True, birth_year=1975, lives_with=False,
-                              same_subdistrict=True, can_support=True)],
+        id_number=number,
+        name="张建国",
+        spouse_status="alive",
+        spouse_lives_with=True,
+        children=[
+            ChildRecord(
+                name="张伟",
+                alive=True,
+                birth_year=1975,
+                lives_with=False,
+                same_subdistrict=True,
+                can_support=True,
+            )
+        ],
     )
     changes_before = ElderChange.objects.count()
-    result = elders_upsert(actor=None, records=[record], source="test",
-                           source_date=dt.date(2026, 1, 5))
+    result = elders_upsert(
+        actor=None, records=[record], source="test", source_date=dt.date(2026, 1, 5)
+    )
     assert (result.created, result.updated, result.unchanged) == (0, 0, 1)
     assert ElderChange.objects.count() == changes_before
 
@@ -77,8 +89,9 @@ def test_a_later_source_updates_a_fact_and_an_older_one_does_not() -> None:
     assert change.changes == {"daily_companionship": [False, True]}
 
     older = ElderRecord(id_number=number, daily_companionship=False)
-    result = elders_upsert(actor=None, records=[older], source="old-file",
-                           source_date=dt.date(2025, 1, 1))
+    result = elders_upsert(
+        actor=None, records=[older], source="old-file", source_date=dt.date(2025, 1, 1)
+    )
     elder.refresh_from_db()
     assert elder.daily_companionship is True
     assert result.unchanged == 1
@@ -109,9 +122,13 @@ def make_elder_in_code(code: str) -> None:
     birth = dt.date(1941, 1, 1)
     elders_upsert(
         actor=None,
-        records=[ElderRecord(id_number=new_id_number(birth), name="赵淑珍",
-                             birth_date=birth, community_code=code)],
-        source="test", source_date=dt.date(2026, 1, 1),
+        records=[
+            ElderRecord(
+                id_number=new_id_number(birth), name="赵淑珍", birth_date=birth, community_code=code
+            )
+        ],
+        source="test",
+        source_date=dt.date(2026, 1, 1),
     )
 
 
@@ -121,16 +138,22 @@ def test_override_needs_a_reason_and_is_audited() -> None:
     elder = parent_with_son(tree.communities[0])
     with pytest.raises(RegistryError):
         category_override(actor=worker, elder=elder, category="other", action="add", reason=" ")
-    category_override(actor=worker, elder=elder, category="other", action="add",
-                       reason="子女长期患病，无力照料")
+    category_override(
+        actor=worker, elder=elder, category="other", action="add", reason="子女长期患病，无力照料"
+    )
     elder.refresh_from_db()
     assert "other" in elder.categories and "other" not in elder.computed_categories
     assert elder.category_reasons["other"] == ["manual_add", {"reason": "子女长期患病，无力照料"}]
     entry = AuditEntry.objects.get(action=AuditAction.OVERRIDE_CATEGORY)
-    assert (entry.actor, entry.elder_id, entry.reason) == (worker, elder.pk, "子女长期患病，无力照料")
+    assert (entry.actor, entry.elder_id, entry.reason) == (
+        worker,
+        elder.pk,
+        "子女长期患病，无力照料",
+    )
 
-    category_override(actor=worker, elder=elder, category="living_alone", action="remove",
-                      reason="与侄女同住")
+    category_override(
+        actor=worker, elder=elder, category="living_alone", action="remove", reason="与侄女同住"
+    )
     elder.refresh_from_db()
     assert "living_alone" not in elder.categories
 
@@ -149,8 +172,9 @@ def test_first_contact_history_is_kept_with_exactly_one_current() -> None:
     elder = parent_with_son(tree.communities[0])
     first = elder.first_contact
     assert first is not None and first.relation == "child"
-    second = first_contact_set(actor=worker, elder=elder, name="张丽", relation="child",
-                               phone="13700137000")
+    second = first_contact_set(
+        actor=worker, elder=elder, name="张丽", relation="child", phone="13700137000"
+    )
     assert FirstContact.objects.filter(elder=elder).count() == 2
     assert list(FirstContact.objects.filter(elder=elder, is_current=True)) == [second]
     first.refresh_from_db()
@@ -168,10 +192,16 @@ def test_reveal_is_scoped_needs_a_reason_and_is_audited() -> None:
         identifier_reveal(actor=mine, elder=elder, field_name="id_number", reason="")
     with pytest.raises(AccessDenied):
         identifier_reveal(actor=other, elder=elder, field_name="id_number", reason="核对身份")
-    assert identifier_reveal(actor=mine, elder=elder, field_name="phone",
-                             reason="电话探访") == "13900002222"
+    assert (
+        identifier_reveal(actor=mine, elder=elder, field_name="phone", reason="电话探访")
+        == "13900002222"
+    )
     entry = AuditEntry.objects.get(action=AuditAction.REVEAL_IDENTIFIER)
-    assert (entry.actor_username, entry.elder_id, entry.reason) == (mine.username, elder.pk, "电话探访")
+    assert (entry.actor_username, entry.elder_id, entry.reason) == (
+        mine.username,
+        elder.pk,
+        "电话探访",
+    )
     assert entry.details == {"field": "phone"}
     assert entry.area_code == tree.communities[0].code
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 
 from tanfang.accounts.models import Role
 from tanfang.areas.models import Area
@@ -61,13 +62,16 @@ def test_visitor_sees_only_current_assignments_in_her_area(city: dict[str, objec
     tree, elders = city["tree"], city["elders"]
     visitor = make_user(Role.VISITOR, tree.communities[0])
     mine, outside = elders[0], elders[5]
-    today = dt.date.today()
+    today = timezone.localdate()
     VisitorAssignment.objects.create(elder=mine, visitor=visitor, starts_on=today)
     VisitorAssignment.objects.create(elder=outside, visitor=visitor, starts_on=today)
     ended = lonely_widow(tree.communities[0], name="过去的")
-    VisitorAssignment.objects.create(elder=ended, visitor=visitor,
-                                     starts_on=today - dt.timedelta(days=30),
-                                     ends_on=today - dt.timedelta(days=1))
+    VisitorAssignment.objects.create(
+        elder=ended,
+        visitor=visitor,
+        starts_on=today - dt.timedelta(days=30),
+        ends_on=today - dt.timedelta(days=1),
+    )
     assert _seen(visitor) == {mine.pk}
 
 
@@ -82,8 +86,11 @@ def test_areas_visible_are_the_subtree(city: dict[str, object]) -> None:
     tree = city["tree"]
     sup = make_user(Role.DISTRICT_SUPERVISOR, tree.districts[0])
     codes = set(Area.objects.visible_to(sup).values_list("code", flat=True))
-    assert codes == {"110101", *(a.code for a in tree.subdistricts[:2]),
-                     *(a.code for a in tree.communities[:4])}
+    assert codes == {
+        "110101",
+        *(a.code for a in tree.subdistricts[:2]),
+        *(a.code for a in tree.communities[:4]),
+    }
     assert not Area.objects.visible_to(make_user(Role.AUDITOR, tree.city)).exists()
 
 
@@ -95,7 +102,10 @@ def test_auditor_reads_the_log_of_her_area_only(city: dict[str, object]) -> None
     audit_record(actor=worker, action=AuditAction.VIEW_RECORD, elder=elders[0])
     audit_record(actor=worker, action=AuditAction.VIEW_RECORD, elder=elders[6])
     district_auditor = make_user(Role.AUDITOR, tree.districts[0])
-    seen = set(audit_visible_to(district_auditor, AuditEntry.objects.all()).values_list(
-        "elder_id", flat=True))
+    seen = set(
+        audit_visible_to(district_auditor, AuditEntry.objects.all()).values_list(
+            "elder_id", flat=True
+        )
+    )
     assert seen == {elders[0].pk}
     assert not audit_visible_to(worker, AuditEntry.objects.all()).exists()

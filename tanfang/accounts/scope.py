@@ -59,7 +59,8 @@ def elders_visible_to(user: Any, queryset: ElderQuerySet) -> ElderQuerySet:
 
 def areas_visible_to(user: Any, queryset: AreaQuerySet) -> AreaQuerySet:
     """The subtree under the user's area (its ancestors are visible as names only elsewhere)."""
-    if not _active(user) or user.role not in {*_ELDER_SCOPE_COLUMN, Role.VISITOR, Role.DATA_PARTNER}:
+    allowed = {*_ELDER_SCOPE_COLUMN, Role.VISITOR, Role.DATA_PARTNER}
+    if not _active(user) or user.role not in allowed:
         return queryset.none()
     area = user.area
     return queryset.filter(Q(pk=area.pk) | Q(**{f"{area.level}_id": area.pk}))

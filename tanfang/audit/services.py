@@ -1,4 +1,4 @@
-"""Writing to the audit log. Every view, reveal and export of personal data calls ``audit_record``."""
+"""Writing to the audit log: every view, reveal and export of personal data is recorded."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def audit_record(
     elder_label = ""
     if elder is not None:
         elder_label = f"{elder.name} {elder.id_number_masked}"
-        area_code = elder.community.code if not area_code else area_code
+        area_code = area_code or elder.community.code
     elif not area_code and getattr(actor, "area", None) is not None:
         area_code = actor.area.code
     return AuditEntry.objects.create(
@@ -48,8 +48,13 @@ def audit_record(
 
 
 def audit_records(
-    *, actor: Any, action: AuditAction, elders: list[Any], reason: str = "",
-    details: dict[str, Any] | None = None, request: HttpRequest | None = None,
+    *,
+    actor: Any,
+    action: AuditAction,
+    elders: list[Any],
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    request: HttpRequest | None = None,
 ) -> None:
     """One entry per elder, written in one statement (list pages, exports)."""
     ip = _client_ip(request)

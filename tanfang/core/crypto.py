@@ -23,7 +23,7 @@ def _fernet() -> MultiFernet:
 
 @lru_cache(maxsize=1)
 def _index_key() -> bytes:
-    return hashlib.sha256(b"tanfang-blind-index:" + settings.BLIND_INDEX_KEY.encode()).digest()
+    return hashlib.sha256(b"tanfang-blind-index:" + str(settings.BLIND_INDEX_KEY).encode()).digest()
 
 
 def encrypt(value: str) -> str:

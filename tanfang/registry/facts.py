@@ -55,7 +55,12 @@ def elder_facts(elder: Elder, *, as_of: dt.date) -> dict[str, Any]:
 def _child_facts(child: Any, as_of: dt.date) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in (
-        "alive", "lives_with", "same_subdistrict", "away_months", "can_support", "adopted",
+        "alive",
+        "lives_with",
+        "same_subdistrict",
+        "away_months",
+        "can_support",
+        "adopted",
     ):
         value = getattr(child, name)
         if value is not None:

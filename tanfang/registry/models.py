@@ -92,7 +92,11 @@ class Elder(models.Model):
         "areas.Area", on_delete=models.PROTECT, related_name="elders", verbose_name=_("community")
     )
     grid = models.ForeignKey(
-        "areas.Area", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        "areas.Area",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("grid"),
     )
     subdistrict = models.ForeignKey("areas.Area", on_delete=models.PROTECT, related_name="+")
@@ -119,8 +123,11 @@ class Elder(models.Model):
 
     # Disability certificate.
     disability_status = models.CharField(
-        _("disability certificate"), max_length=10, choices=DisabilityStatus.choices,
-        blank=True, default="",
+        _("disability certificate"),
+        max_length=10,
+        choices=DisabilityStatus.choices,
+        blank=True,
+        default="",
     )
     disability_grade = models.PositiveSmallIntegerField(_("disability grade"), null=True)
     disability_type = models.CharField(
@@ -213,6 +220,9 @@ class Child(Provenance):
         verbose_name = _("child")
         verbose_name_plural = _("children")
 
+    def __str__(self) -> str:
+        return self.name or f"child #{self.pk}"
+
 
 class HouseholdRelation(models.TextChoices):
     SPOUSE = "spouse", _("Spouse")
@@ -235,6 +245,9 @@ class HouseholdMember(Provenance):
     class Meta:
         ordering = ["elder_id", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.relation} {self.age or ''}".strip()
+
 
 class CapabilityAssessment(Provenance):
     """One capability assessment, kept in the scheme it was made in."""
@@ -247,6 +260,9 @@ class CapabilityAssessment(Provenance):
 
     class Meta:
         ordering = ["elder_id", "-assessed_on", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.scheme} {self.level} ({self.assessed_on})"
 
 
 class ContractKind(models.TextChoices):
@@ -273,6 +289,9 @@ class CareContract(Provenance):
     class Meta:
         ordering = ["elder_id", "-starts_on"]
 
+    def __str__(self) -> str:
+        return f"{self.provider_name} ({self.kind})"
+
 
 class Willingness(models.Model):
     """The elder's recorded choice to receive visits and care (尊重意愿); care is voluntary."""
@@ -281,7 +300,10 @@ class Willingness(models.Model):
     willing = models.BooleanField(_("willing"))
     recorded_on = models.DateField(_("recorded on"))
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="+",
     )
     recorded_by_name = models.CharField(_("recorded by"), max_length=64)
@@ -289,6 +311,9 @@ class Willingness(models.Model):
 
     class Meta:
         ordering = ["elder_id", "-recorded_on", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.willing} ({self.recorded_on})"
 
 
 class ContactRelation(models.TextChoices):
@@ -317,7 +342,10 @@ class FirstContact(models.Model):
     valid_to = models.DateTimeField(null=True, blank=True)
     confirmed_on = models.DateField(_("last confirmed on"))
     set_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="+",
     )
     note = models.CharField(_("note"), max_length=200, blank=True)
@@ -352,12 +380,18 @@ class CategoryOverride(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="+",
     )
 
     class Meta:
         ordering = ["elder_id", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.category}"
 
 
 class OtherCategoryRule(models.Model):
@@ -388,7 +422,10 @@ class ElderChange(models.Model):
     elder = models.ForeignKey(Elder, on_delete=models.CASCADE, related_name="changes")
     at = models.DateTimeField(auto_now_add=True)
     by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="+",
     )
     source = models.CharField(max_length=64, blank=True)
@@ -397,6 +434,9 @@ class ElderChange(models.Model):
 
     class Meta:
         ordering = ["elder_id", "-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.elder_id} @ {self.at:%Y-%m-%d %H:%M}"
 
 
 class VisitorAssignment(models.Model):
@@ -409,10 +449,16 @@ class VisitorAssignment(models.Model):
     starts_on = models.DateField()
     ends_on = models.DateField(null=True, blank=True)
     assigned_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="+",
     )
 
     class Meta:
         ordering = ["visitor_id", "elder_id"]
         indexes = [models.Index(fields=["visitor", "elder"], name="assignment_visitor_elder")]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_id} → {self.elder_id}"

@@ -45,8 +45,15 @@ class ChildRecord:
 
     def key(self) -> tuple[Any, ...]:
         return (
-            self.name, self.alive, self.birth_year, self.lives_with, self.same_subdistrict,
-            self.away_months, self.away_reason, self.can_support, self.disability_grade,
+            self.name,
+            self.alive,
+            self.birth_year,
+            self.lives_with,
+            self.same_subdistrict,
+            self.away_months,
+            self.away_reason,
+            self.can_support,
+            self.disability_grade,
             self.adopted,
         )
 

@@ -73,8 +73,12 @@ def _fact_is_newer(elder: Elder, fact: str, source_date: dt.date) -> bool:
 
 
 def _apply_record(
-    elder: Elder, record: ElderRecord, communities: dict[str, Area], grids: dict[str, Area],
-    source: str, source_date: dt.date,
+    elder: Elder,
+    record: ElderRecord,
+    communities: dict[str, Area],
+    grids: dict[str, Area],
+    source: str,
+    source_date: dt.date,
 ) -> dict[str, list[Any]]:
     """Copy the record's scalar facts onto ``elder``; return {fact: [old, new]} of changes."""
     changes: dict[str, list[Any]] = {}
@@ -109,6 +113,8 @@ def _apply_record(
                 community.code,
             ]
             elder.community = community
+            # Copy ancestor ids, not objects: loading them would cost a query per elder.
+            assert community.subdistrict_id and community.district_id and community.city_id
             elder.subdistrict_id = community.subdistrict_id
             elder.district_id = community.district_id
             elder.city_id = community.city_id
@@ -133,11 +139,25 @@ def _sync_children(elder: Elder, record: ElderRecord, source: str, source_date: 
         elder.children_known = False
         Child.objects.filter(elder=elder).delete()
         return True
-    held = [
-        (c.name, c.alive, c.birth_year, c.lives_with, c.same_subdistrict, c.away_months,
-         c.away_reason, c.can_support, c.disability_grade, c.adopted)
-        for c in elder.children.all()
-    ] if elder.pk else []
+    held = (
+        [
+            (
+                c.name,
+                c.alive,
+                c.birth_year,
+                c.lives_with,
+                c.same_subdistrict,
+                c.away_months,
+                c.away_reason,
+                c.can_support,
+                c.disability_grade,
+                c.adopted,
+            )
+            for c in elder.children.all()
+        ]
+        if elder.pk
+        else []
+    )
     wanted = [child.key() for child in record.children]
     if elder.children_known and held == wanted:
         return False
@@ -146,7 +166,9 @@ def _sync_children(elder: Elder, record: ElderRecord, source: str, source_date: 
     Child.objects.bulk_create(
         [
             Child(
-                elder=elder, source=source, source_date=source_date,
+                elder=elder,
+                source=source,
+                source_date=source_date,
                 **{name: getattr(child, name) for name in _CHILD_FIELDS},
             )
             for child in record.children
@@ -157,8 +179,16 @@ def _sync_children(elder: Elder, record: ElderRecord, source: str, source_date: 
 
 
 _CHILD_FIELDS = (
-    "name", "alive", "birth_year", "lives_with", "same_subdistrict", "away_months",
-    "away_reason", "can_support", "disability_grade", "adopted",
+    "name",
+    "alive",
+    "birth_year",
+    "lives_with",
+    "same_subdistrict",
+    "away_months",
+    "away_reason",
+    "can_support",
+    "disability_grade",
+    "adopted",
 )
 
 
@@ -180,7 +210,10 @@ def _sync_household(elder: Elder, record: ElderRecord, source: str, source_date:
     HouseholdMember.objects.bulk_create(
         [
             HouseholdMember(
-                elder=elder, relation=m.relation, age=m.age, source=source,
+                elder=elder,
+                relation=m.relation,
+                age=m.age,
+                source=source,
                 source_date=source_date,
             )
             for m in record.household
@@ -200,8 +233,13 @@ def _sync_assessment(elder: Elder, record: ElderRecord, source: str, source_date
         return False
     beijing = to_beijing_level(a.scheme, a.level)
     CapabilityAssessment.objects.create(
-        elder=elder, scheme=a.scheme, level=a.level, beijing_level=beijing,
-        assessed_on=a.assessed_on, source=source, source_date=source_date,
+        elder=elder,
+        scheme=a.scheme,
+        level=a.level,
+        beijing_level=beijing,
+        assessed_on=a.assessed_on,
+        source=source,
+        source_date=source_date,
     )
     if elder.capability_assessed_on is None or a.assessed_on >= elder.capability_assessed_on:
         elder.capability_level = beijing
@@ -214,9 +252,14 @@ def _sync_contract(elder: Elder, record: ElderRecord, source: str, source_date: 
     if c is UNSET or c is None:
         return False
     _, created = CareContract.objects.get_or_create(
-        elder=elder, kind=c.kind, provider_name=c.provider_name, starts_on=c.starts_on,
+        elder=elder,
+        kind=c.kind,
+        provider_name=c.provider_name,
+        starts_on=c.starts_on,
         defaults={
-            "recipient_group": c.recipient_group, "ends_on": c.ends_on, "source": source,
+            "recipient_group": c.recipient_group,
+            "ends_on": c.ends_on,
+            "source": source,
             "source_date": source_date,
         },
     )
@@ -232,9 +275,12 @@ def _sync_willingness(elder: Elder, record: ElderRecord, actor: Any) -> bool:
     ).exists():
         return False
     Willingness.objects.create(
-        elder=elder, willing=w.willing, recorded_on=w.recorded_on,
+        elder=elder,
+        willing=w.willing,
+        recorded_on=w.recorded_on,
         recorded_by=actor if getattr(actor, "pk", None) else None,
-        recorded_by_name=w.recorded_by_name, note=w.note,
+        recorded_by_name=w.recorded_by_name,
+        note=w.note,
     )
     if elder.willingness_recorded_on is None or w.recorded_on >= elder.willingness_recorded_on:
         elder.willing_to_be_visited = w.willing
@@ -256,7 +302,11 @@ def _load_areas(records: Sequence[ElderRecord]) -> tuple[dict[str, Area], dict[s
 
 
 def elders_upsert(
-    *, actor: Any, records: Sequence[ElderRecord], source: str, source_date: dt.date,
+    *,
+    actor: Any,
+    records: Sequence[ElderRecord],
+    source: str,
+    source_date: dt.date,
     reclassify: bool = True,
 ) -> UpsertResult:
     """Create or update elders from records, merging on the resident ID number.
@@ -287,9 +337,7 @@ def elders_upsert(
             created = elder is None
             if elder is None:
                 if record.community_code is UNSET or not record.name:
-                    raise RegistryError(
-                        _("a new elder needs at least a name and a community")
-                    )
+                    raise RegistryError(_("a new elder needs at least a name and a community"))
                 elder = Elder(
                     id_number_hash=digest,
                     id_number_cipher=crypto.encrypt(number),
@@ -316,9 +364,14 @@ def elders_upsert(
                     != crypto.blind_index("phone", normalise_phone(fc.phone))
                 ):
                     first_contact_set(
-                        actor=actor, elder=elder, name=fc.name, relation=fc.relation,
-                        phone=fc.phone, designated_by_community=fc.designated_by_community,
-                        note=source, audit=False,
+                        actor=actor,
+                        elder=elder,
+                        name=fc.name,
+                        relation=fc.relation,
+                        phone=fc.phone,
+                        designated_by_community=fc.designated_by_community,
+                        note=source,
+                        audit=False,
                     )
                     related.append(True)
             if not (created or changes or any(related)):
@@ -327,8 +380,11 @@ def elders_upsert(
             # Related facts (children_known, the latest assessment, ...) land on the row too.
             elder.save()
             ElderChange.objects.create(
-                elder=elder, by=actor if getattr(actor, "pk", None) else None, source=source,
-                changes=changes, note="created" if created else "",
+                elder=elder,
+                by=actor if getattr(actor, "pk", None) else None,
+                source=source,
+                changes=changes,
+                note="created" if created else "",
             )
             touched.append(elder)
             result.created += created
@@ -386,8 +442,14 @@ def elders_reclassify(*, elders: Sequence[Elder], as_of: dt.date | None = None) 
     Elder.objects.bulk_update(
         elders,
         [
-            "computed_categories", "categories", "category_bits", "category_reasons",
-            "missing_facts", "advanced_age", "focus", "classified_on",
+            "computed_categories",
+            "categories",
+            "category_bits",
+            "category_reasons",
+            "missing_facts",
+            "advanced_age",
+            "focus",
+            "classified_on",
         ],
         batch_size=500,
     )
@@ -408,20 +470,33 @@ def category_override(
             elder=elder, category=category, revoked_at__isnull=True
         ).update(revoked_at=timezone.now(), revoked_by=actor)
         override = CategoryOverride.objects.create(
-            elder=elder, category=category, action=action, reason=reason.strip(),
+            elder=elder,
+            category=category,
+            action=action,
+            reason=reason.strip(),
             created_by=actor,
         )
         elders_reclassify(elders=[elder])
         audit_record(
-            actor=actor, action=AuditAction.OVERRIDE_CATEGORY, elder=elder, reason=reason,
+            actor=actor,
+            action=AuditAction.OVERRIDE_CATEGORY,
+            elder=elder,
+            reason=reason,
             details={"category": category, "action": action},
         )
     return override
 
 
 def first_contact_set(
-    *, actor: Any, elder: Elder, name: str, relation: str, phone: str,
-    designated_by_community: bool = False, child: Child | None = None, note: str = "",
+    *,
+    actor: Any,
+    elder: Elder,
+    name: str,
+    relation: str,
+    phone: str,
+    designated_by_community: bool = False,
+    child: Child | None = None,
+    note: str = "",
     audit: bool = True,
 ) -> FirstContact:
     """Make this person the elder's one current first contact; the previous one is kept."""
@@ -436,17 +511,25 @@ def first_contact_set(
             is_current=False, valid_to=now
         )
         contact = FirstContact.objects.create(
-            elder=elder, name=name.strip(), relation=relation, child=child,
-            phone_cipher=crypto.encrypt(number), phone_masked=mask_phone(number),
-            designated_by_community=designated_by_community, valid_from=now,
-            confirmed_on=timezone.localdate(), set_by=actor if getattr(actor, "pk", None) else None,
+            elder=elder,
+            name=name.strip(),
+            relation=relation,
+            child=child,
+            phone_cipher=crypto.encrypt(number),
+            phone_masked=mask_phone(number),
+            designated_by_community=designated_by_community,
+            valid_from=now,
+            confirmed_on=timezone.localdate(),
+            set_by=actor if getattr(actor, "pk", None) else None,
             note=note[:200],
         )
         elder.first_contact = contact
         elder.save(update_fields=["first_contact", "updated_at"])
         if audit:
             audit_record(
-                actor=actor, action=AuditAction.SET_FIRST_CONTACT, elder=elder,
+                actor=actor,
+                action=AuditAction.SET_FIRST_CONTACT,
+                elder=elder,
                 details={"relation": relation, "designated_by_community": designated_by_community},
             )
     return contact
@@ -467,7 +550,9 @@ def life_status_set(*, actor: Any, elder: Elder, status: str, since: dt.date, so
         elder.fact_sources = sources
         elder.save(update_fields=["life_status", "life_status_since", "fact_sources", "updated_at"])
         ElderChange.objects.create(
-            elder=elder, by=actor if getattr(actor, "pk", None) else None, source=source,
+            elder=elder,
+            by=actor if getattr(actor, "pk", None) else None,
+            source=source,
             changes={"life_status": [old, status]},
         )
 
@@ -481,17 +566,22 @@ def identifier_reveal(
     """Show an identifier in full to a user allowed to see it, with a reason; audited."""
     if field_name not in REVEALABLE:
         raise RegistryError(_("this field cannot be revealed"))
-    if not can(actor, Capability.REVEAL_IDENTIFIERS) or not Elder.objects.visible_to(
-        actor
-    ).filter(pk=elder.pk).exists():
+    if (
+        not can(actor, Capability.REVEAL_IDENTIFIERS)
+        or not Elder.objects.visible_to(actor).filter(pk=elder.pk).exists()
+    ):
         raise AccessDenied
     if len(reason.strip()) < 2:
         raise RegistryError(_("say why you need to see this number"))
     cipher = elder.id_number_cipher if field_name == "id_number" else elder.phone_cipher
     value = crypto.decrypt(cipher)
     audit_record(
-        actor=actor, action=AuditAction.REVEAL_IDENTIFIER, elder=elder, reason=reason.strip(),
-        details={"field": field_name}, request=request,
+        actor=actor,
+        action=AuditAction.REVEAL_IDENTIFIER,
+        elder=elder,
+        reason=reason.strip(),
+        details={"field": field_name},
+        request=request,
     )
     return value
 
@@ -508,3 +598,92 @@ def find_by_phone(queryset: Any, raw: str) -> Any:
     except ValueError:
         return queryset.none()
     return queryset.filter(phone_hash=crypto.blind_index("phone", number))
+
+
+# --------------------------------------------------------------------------- forms (web)
+
+
+def user_source(actor: Any) -> str:
+    """The source recorded for facts a person entered by hand: ``user:<username>``."""
+    return f"user:{getattr(actor, 'username', '') or 'unknown'}"
+
+
+def _require_visible_community(actor: Any, code: Any) -> None:
+    if code is UNSET:
+        return
+    if not Area.objects.visible_to(actor).filter(code=code, level=AreaLevel.COMMUNITY).exists():
+        raise AccessDenied
+
+
+def elder_create(*, actor: Any, record: ElderRecord, request: Any = None) -> Elder:
+    """Register one elder entered by hand; audited.
+
+    The ID number must be new to the whole registry: an upsert would otherwise merge the
+    form into a record elsewhere, which the user may not even see. Facts get the user as
+    their source and today as their date.
+    """
+    if not can(actor, Capability.EDIT_ELDERS):
+        raise AccessDenied
+    if record.community_code is UNSET or not record.name:
+        raise RegistryError(_("a new elder needs at least a name and a community"))
+    _require_visible_community(actor, record.community_code)
+    number = normalise_id_number(record.id_number)
+    if Elder.objects.filter(id_number_hash=crypto.blind_index("id", number)).exists():
+        raise RegistryError(_("an elder with this resident ID number is already registered"))
+    with transaction.atomic():
+        result = elders_upsert(
+            actor=actor,
+            records=[record],
+            source=user_source(actor),
+            source_date=timezone.localdate(),
+        )
+        elder = Elder.objects.select_related("community").get(pk=result.elder_ids[0])
+        audit_record(actor=actor, action=AuditAction.CREATE_RECORD, elder=elder, request=request)
+    return elder
+
+
+def elder_edit(
+    *,
+    actor: Any,
+    elder: Elder,
+    record: ElderRecord,
+    life_status: str = "",
+    request: Any = None,
+) -> list[str]:
+    """Apply the facts of an edit form to ``elder``; audited when anything changed.
+
+    ``record`` carries the elder's own ID number (it cannot be changed here). A changed
+    ``life_status`` goes through ``life_status_set`` dated today. Returns the names of the
+    scalar facts that changed (children and household changes are in the change row too).
+    """
+    if (
+        not can(actor, Capability.EDIT_ELDERS)
+        or not Elder.objects.visible_to(actor).filter(pk=elder.pk).exists()
+    ):
+        raise AccessDenied
+    if normalise_id_number(record.id_number) != crypto.decrypt(elder.id_number_cipher):
+        raise RegistryError(_("the resident ID number of a record cannot be changed"))
+    _require_visible_community(actor, record.community_code)
+    today = timezone.localdate()
+    source = user_source(actor)
+    with transaction.atomic():
+        last = (
+            ElderChange.objects.filter(elder=elder).order_by("-id").values_list("id", flat=True)
+        ).first() or 0
+        elders_upsert(actor=actor, records=[record], source=source, source_date=today)
+        fresh = Elder.objects.select_related("community").get(pk=elder.pk)
+        if life_status and life_status != fresh.life_status:
+            life_status_set(
+                actor=actor, elder=fresh, status=life_status, since=today, source=source
+            )
+        new_changes = list(ElderChange.objects.filter(elder=elder, id__gt=last))
+        changed = sorted({fact for change in new_changes for fact in change.changes})
+        if new_changes:
+            audit_record(
+                actor=actor,
+                action=AuditAction.UPDATE_RECORD,
+                elder=fresh,
+                request=request,
+                details={"changed": changed},
+            )
+    return changed

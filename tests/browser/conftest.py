@@ -43,9 +43,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: ./dev test installs Debian's chromium")
     data_dir = tmp_path_factory.mktemp("browser-var")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("DJANGO_SETTINGS_MODULE")
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_SETTINGS_MODULE")}
     env.update(
         TANFANG_DATA_DIR=str(data_dir),
         TANFANG_SECRET_KEY="browser-test-secret",
@@ -63,13 +61,20 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         env.pop("DATABASE_URL", None)
     subprocess.run(
         [TANFANG, "demo", "--no-serve", "--elders", "300", "--seed", "7"],
-        cwd=ROOT, env=env, check=True, capture_output=True, timeout=600,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     port = _free_port()
     log = (data_dir / "server.log").open("w")
     server = subprocess.Popen(
         [TANFANG, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -103,8 +108,12 @@ def browser() -> Iterator[object]:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
             args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
                 "--disable-sync",
             ],
         )
@@ -116,8 +125,11 @@ def browser() -> Iterator[object]:
 def phone_page(browser: object) -> Iterator[object]:
     """A page the size of a 375-pixel-wide phone."""
     context = browser.new_context(  # type: ignore[attr-defined]
-        viewport={"width": 375, "height": 812}, device_scale_factor=2, is_mobile=True,
-        has_touch=True, locale="zh-CN",
+        viewport={"width": 375, "height": 812},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
     )
     page = context.new_page()
     yield page
