@@ -38,13 +38,16 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "tanfang.core",
     "tanfang.areas",
     "tanfang.accounts",
     "tanfang.audit",
     "tanfang.registry",
+    "tanfang.imports",
     "tanfang.web",
     "tanfang.api",
+    "tanfang.demo",
 ]
 
 MIDDLEWARE = [
@@ -140,7 +143,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Registry, areas and first contacts of elders with special difficulties.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_PERMISSIONS": ["tanfang.api.permissions.SignedInWithRole"],
+    # No internet where this runs: the docs UI's assets are served from the sidecar package.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "ENUM_NAME_OVERRIDES": {
+        "ContactRelationEnum": "tanfang.registry.models.ContactRelation",
+        "HouseholdRelationEnum": "tanfang.registry.models.HouseholdRelation",
+    },
 }
 
 LOGGING = {

@@ -15,3 +15,6 @@ os.environ.setdefault("TANFANG_DATA_DIR", tempfile.mkdtemp(prefix="tanfang-test-
 from tanfang.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# WhiteNoise warns (an error under -W error) when the static root does not exist.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.utils import translation
 from hypothesis import given
 from hypothesis import strategies as st
 from stdnum.cn import ric
@@ -36,21 +37,23 @@ def test_synthetic_ids_are_valid_and_carry_birth_date_and_gender(
     assert 900 <= int(number[14:17]) <= 999
 
 
-def test_check_digit_error_is_named() -> None:
+def test_check_digit_error_is_named_in_the_users_language() -> None:
     good = synthetic_id_number("110105", dt.date(1940, 1, 1), 1, "female")
     bad = good[:-1] + ("0" if good[-1] != "0" else "1")
-    with pytest.raises(IdentifierError, match="check digit"):
+    with translation.override("en"), pytest.raises(IdentifierError, match="check digit"):
+        normalise_id_number(bad)
+    with translation.override("zh-hans"), pytest.raises(IdentifierError, match="校验码"):
         normalise_id_number(bad)
 
 
 def test_birth_date_must_match_the_number() -> None:
     number = synthetic_id_number("110105", dt.date(1940, 1, 1), 1, "female")
-    with pytest.raises(IdentifierError, match="does not match"):
+    with translation.override("en"), pytest.raises(IdentifierError, match="does not match"):
         normalise_id_number(number, birth_date=dt.date(1941, 1, 1))
 
 
 def test_length_and_lowercase_x() -> None:
-    with pytest.raises(IdentifierError, match="18 characters"):
+    with translation.override("en"), pytest.raises(IdentifierError, match="18 characters"):
         normalise_id_number("11010519400101")
     for serial in range(40):
         number = synthetic_id_number("110105", dt.date(1944, 2, 29), serial, "male")
