@@ -50,6 +50,13 @@ def test_login_page_is_chinese_by_default(db: None) -> None:
     assert 'lang="zh-Hans"' in html
 
 
+def test_an_english_browser_still_gets_chinese_until_the_user_chooses(db: None) -> None:
+    client = Client(HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
+    assert "登录" in client.get(reverse("login")).content.decode()
+    client.post(reverse("set-language"), {"language": "en", "next": "/login/"})
+    assert "Sign in" in client.get(reverse("login")).content.decode()
+
+
 def test_english_can_be_chosen_and_is_remembered(db: None) -> None:
     client = Client()
     response = client.post(reverse("set-language"), {"language": "en", "next": "/login/"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Right
 from django.utils.translation import gettext_lazy as _
 
 
@@ -177,6 +178,10 @@ class Elder(models.Model):
             models.Index(fields=["district", "id"], name="elder_district_id"),
             models.Index(fields=["focus", "id"], name="elder_focus_id"),
             models.Index(fields=["life_status", "id"], name="elder_life_status_id"),
+            # Search by the last four characters of the masked ID, as printed on the screen.
+            models.Index(Right("id_number_masked", 4), "id", name="elder_id_last4"),
+            # Possible duplicates: the same name and birth date under different ID numbers.
+            models.Index(fields=["name", "birth_date"], name="elder_name_birth"),
         ]
 
     def __str__(self) -> str:
