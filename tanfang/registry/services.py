@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, cast
@@ -21,7 +22,6 @@ from tanfang.registry import classification as rules
 from tanfang.registry.capability import to_beijing_level
 from tanfang.registry.facts import elder_facts
 from tanfang.registry.identity import (
-    birth_date_of,
     gender_of,
     mask_id_number,
     mask_phone,
@@ -149,17 +149,41 @@ def _apply_record(
 
 _BLANK_STRINGS = {"spouse_status", "disability_status", "disability_type", "address"}
 _CHILD_FIELDS = (
-    "name", "alive", "birth_year", "lives_with", "same_subdistrict", "away_months",
-    "away_reason", "can_support", "disability_grade", "adopted",
+    "name",
+    "alive",
+    "birth_year",
+    "lives_with",
+    "same_subdistrict",
+    "away_months",
+    "away_reason",
+    "can_support",
+    "disability_grade",
+    "adopted",
 )
 # Columns of an elder row an upsert may change (``bulk_update`` writes those that did).
 _ROW_FIELDS = (
-    *SCALAR_FACTS, "phone_cipher", "phone_hash", "phone_masked", "community", "subdistrict",
-    "district", "city", "rural", "grid", "children_known", "household_known",
-    "capability_level", "capability_assessed_on", "willing_to_be_visited",
-    "willingness_recorded_on", "fact_sources",
+    *SCALAR_FACTS,
+    "phone_cipher",
+    "phone_hash",
+    "phone_masked",
+    "community",
+    "subdistrict",
+    "district",
+    "city",
+    "rural",
+    "grid",
+    "children_known",
+    "household_known",
+    "capability_level",
+    "capability_assessed_on",
+    "willing_to_be_visited",
+    "willingness_recorded_on",
+    "fact_sources",
 )
-_ROW_ATTNAMES = tuple(Elder._meta.get_field(name).attname for name in _ROW_FIELDS)
+_ROW_ATTNAMES = tuple(
+    cast(models.Field, Elder._meta.get_field(name)).attname for name in _ROW_FIELDS
+)
+_ROW_VALUES = operator.attrgetter(*_ROW_ATTNAMES)
 
 
 @dataclass(eq=False)
@@ -191,7 +215,7 @@ class _Plan:
         return _fact_is_newer(self.elder, fact, source_date)
 
     def changed_fields(self) -> list[str]:
-        now = tuple(getattr(self.elder, attname) for attname in _ROW_ATTNAMES)
+        now = _ROW_VALUES(self.elder)
         return [f for f, old, new in zip(_ROW_FIELDS, self.before, now, strict=True) if old != new]
 
 
@@ -267,13 +291,17 @@ def _load_related(plans: list[_Plan]) -> None:
     by_id = {plan.elder.pk: plan for plan in plans if not plan.created}
     if not by_id:
         return
-    for elder_id, *values in Child.objects.filter(elder_id__in=list(by_id)).order_by(
-        "birth_year", "pk"
-    ).values_list("elder_id", *_CHILD_FIELDS):
+    for elder_id, *values in (
+        Child.objects.filter(elder_id__in=list(by_id))
+        .order_by("birth_year", "pk")
+        .values_list("elder_id", *_CHILD_FIELDS)
+    ):
         by_id[elder_id].children.append(ChildRecord(*values))
-    for elder_id, relation, age in HouseholdMember.objects.filter(
-        elder_id__in=list(by_id)
-    ).order_by("pk").values_list("elder_id", "relation", "age"):
+    for elder_id, relation, age in (
+        HouseholdMember.objects.filter(elder_id__in=list(by_id))
+        .order_by("pk")
+        .values_list("elder_id", "relation", "age")
+    ):
         by_id[elder_id].household.append(HouseholdRecord(relation, age))
 
 
@@ -370,36 +398,82 @@ def _write_related(
     ops = connection.ops
     on = ops.adapt_datefield_value(source_date)
     by = actor.pk if getattr(actor, "pk", None) else None
-    _insert_rows(Child, ("elder_id", *_CHILD_FIELDS, "source", "source_date"), [
-        (plan.elder.pk, *(getattr(c, f) for f in _CHILD_FIELDS), source, on)
-        for plan in plans if plan.new_children for c in plan.children
-    ])
-    _insert_rows(HouseholdMember, ("elder_id", "relation", "age", "source", "source_date"), [
-        (plan.elder.pk, m.relation, m.age, source, on)
-        for plan in plans if plan.new_household for m in plan.household
-    ])
+    _insert_rows(
+        Child,
+        ("elder_id", *_CHILD_FIELDS, "source", "source_date"),
+        [
+            (plan.elder.pk, *(getattr(c, f) for f in _CHILD_FIELDS), source, on)
+            for plan in plans
+            if plan.new_children
+            for c in plan.children
+        ],
+    )
+    _insert_rows(
+        HouseholdMember,
+        ("elder_id", "relation", "age", "source", "source_date"),
+        [
+            (plan.elder.pk, m.relation, m.age, source, on)
+            for plan in plans
+            if plan.new_household
+            for m in plan.household
+        ],
+    )
     _insert_rows(
         CapabilityAssessment,
         ("elder_id", "scheme", "level", "beijing_level", "assessed_on", "source", "source_date"),
-        [(plan.elder.pk, a.scheme, a.level, to_beijing_level(a.scheme, a.level),
-          ops.adapt_datefield_value(a.assessed_on), source, on)
-         for plan, a in events.assessments],
+        [
+            (
+                plan.elder.pk,
+                a.scheme,
+                a.level,
+                to_beijing_level(a.scheme, a.level),
+                ops.adapt_datefield_value(a.assessed_on),
+                source,
+                on,
+            )
+            for plan, a in events.assessments
+        ],
     )
     _insert_rows(
         CareContract,
-        ("elder_id", "kind", "provider_name", "recipient_group", "starts_on", "ends_on",
-         "source", "source_date"),
-        [(plan.elder.pk, c.kind, c.provider_name, c.recipient_group,
-          ops.adapt_datefield_value(c.starts_on), ops.adapt_datefield_value(c.ends_on),
-          source, on)
-         for plan, c in events.contracts],
+        (
+            "elder_id",
+            "kind",
+            "provider_name",
+            "recipient_group",
+            "starts_on",
+            "ends_on",
+            "source",
+            "source_date",
+        ),
+        [
+            (
+                plan.elder.pk,
+                c.kind,
+                c.provider_name,
+                c.recipient_group,
+                ops.adapt_datefield_value(c.starts_on),
+                ops.adapt_datefield_value(c.ends_on),
+                source,
+                on,
+            )
+            for plan, c in events.contracts
+        ],
     )
     _insert_rows(
         Willingness,
         ("elder_id", "willing", "recorded_on", "recorded_by_id", "recorded_by_name", "note"),
-        [(plan.elder.pk, w.willing, ops.adapt_datefield_value(w.recorded_on), by,
-          w.recorded_by_name, w.note)
-         for plan, w in events.willingness],
+        [
+            (
+                plan.elder.pk,
+                w.willing,
+                ops.adapt_datefield_value(w.recorded_on),
+                by,
+                w.recorded_by_name,
+                w.note,
+            )
+            for plan, w in events.willingness
+        ],
     )
 
 
@@ -421,18 +495,42 @@ def _write_first_contacts(wanted: list[tuple[_Plan, Any, str]], actor: Any, sour
     by = actor.pk if getattr(actor, "pk", None) else None
     _insert_rows(
         FirstContact,
-        ("elder_id", "name", "relation", "child_id", "phone_cipher", "phone_masked",
-         "designated_by_community", "is_current", "valid_from", "valid_to", "confirmed_on",
-         "set_by_id", "note"),
-        [(plan.elder.pk, fc.name.strip(), fc.relation, None, crypto.encrypt(number),
-          mask_phone(number), fc.designated_by_community, True, when, None, today, by,
-          source[:200])
-         for plan, fc, number in wanted],
+        (
+            "elder_id",
+            "name",
+            "relation",
+            "child_id",
+            "phone_cipher",
+            "phone_masked",
+            "designated_by_community",
+            "is_current",
+            "valid_from",
+            "valid_to",
+            "confirmed_on",
+            "set_by_id",
+            "note",
+        ),
+        [
+            (
+                plan.elder.pk,
+                fc.name.strip(),
+                fc.relation,
+                None,
+                crypto.encrypt(number),
+                mask_phone(number),
+                fc.designated_by_community,
+                True,
+                when,
+                None,
+                today,
+                by,
+                source[:200],
+            )
+            for plan, fc, number in wanted
+        ],
     )
     current = FirstContact.objects.filter(elder=OuterRef("pk"), is_current=True)
-    Elder.objects.filter(pk__in=elder_ids).update(
-        first_contact=Subquery(current.values("pk")[:1])
-    )
+    Elder.objects.filter(pk__in=elder_ids).update(first_contact=Subquery(current.values("pk")[:1]))
     FirstContact.objects.filter(
         elder_id__in=elder_ids, is_current=True, relation=ContactRelation.CHILD
     ).update(
@@ -444,14 +542,14 @@ def _write_first_contacts(wanted: list[tuple[_Plan, Any, str]], actor: Any, sour
     )
 
 
-def _insert_rows(model: type[Model], columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+def _insert_rows(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Insert rows of values the database takes as they are (dates, JSON and times adapted
     by the caller through ``connection.ops``) with one ``executemany``: for a thousand rows
     several times faster than ``bulk_create``, which compiles every value."""
     if not rows:
         return
     meta, quote = model._meta, connection.ops.quote_name
-    names = ", ".join(quote(meta.get_field(c).column) for c in columns)
+    names = ", ".join(quote(cast(models.Field, meta.get_field(c)).column or c) for c in columns)
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         quote(meta.db_table), names, ", ".join(["%s"] * len(columns))
     )
@@ -460,20 +558,23 @@ def _insert_rows(model: type[Model], columns: Sequence[str], rows: list[Sequence
 
 
 def _insert_elders(elders: list[Elder]) -> None:
-    """Insert new elders (each value prepared as Django prepares it, foreign keys by their
-    ``_id``) and give the objects their ids, read back by the unique blind index."""
+    """Insert new elders and give the objects their ids, read back by the unique blind index.
+
+    Values go to the driver as ``get_db_prep_save`` would send them: text, numbers, booleans
+    and foreign-key ids as they are (read in one ``attrgetter`` call), dates, times and JSON
+    adapted by ``connection.ops``."""
     if not elders:
         return
     fields = [f for f in Elder._meta.concrete_fields if not f.primary_key]
+    plain = [f.attname for f in fields if isinstance(f, _PLAIN_FIELDS)]
+    other = [(f.attname, _adapter(f)) for f in fields if not isinstance(f, _PLAIN_FIELDS)]
+    take = operator.attrgetter(*plain)
     now = timezone.now()
+    rows = []
     for elder in elders:
         elder.created_at = elder.updated_at = now
-    adapt = [_adapter(f) for f in fields]
-    _insert_rows(
-        Elder, [f.attname for f in fields],
-        [[prep(getattr(elder, f.attname)) for f, prep in zip(fields, adapt, strict=True)]
-         for elder in elders],
-    )
+        rows.append((*take(elder), *(adapt(getattr(elder, name)) for name, adapt in other)))
+    _insert_rows(Elder, [*plain, *(name for name, _adapt in other)], rows)
     by_hash = {elder.id_number_hash: elder for elder in elders}
     for digest, pk in Elder.objects.filter(id_number_hash__in=list(by_hash)).values_list(
         "id_number_hash", "pk"
@@ -484,16 +585,40 @@ def _insert_elders(elders: list[Elder]) -> None:
         elder._state.db = connection.alias
 
 
+# Field classes whose Python values the database drivers take as they are (a TextChoices
+# member is a str).
+_PLAIN_FIELDS = (
+    models.CharField,
+    models.TextField,
+    models.BooleanField,
+    models.IntegerField,
+    models.ForeignKey,
+)
+
+
 def _adapter(f: Any) -> Any:
-    """How a value of field ``f`` goes to the database driver."""
-    if isinstance(f, models.CharField | models.TextField):
-        return lambda v: v if v is None or type(v) is str else str(v)  # TextChoices → str
-    if isinstance(f, models.BooleanField | models.IntegerField | models.ForeignKey):
-        return lambda v: v
+    """How a value of field ``f`` goes to the database driver (what ``get_db_prep_save``
+    does, without its layers)."""
+    ops = connection.ops
+    if isinstance(f, models.JSONField):
+        return lambda v: ops.adapt_json_value(v, f.encoder)
+    if isinstance(f, models.DateTimeField):
+        return ops.adapt_datetimefield_value
+    if isinstance(f, models.DateField):
+        return ops.adapt_datefield_value
     return lambda v: f.get_db_prep_save(v, connection)
 
 
-def _load_areas(records: Iterable[ElderRecord]) -> tuple[dict[str, Area], dict[str, Area]]:
+def _birth_date(number: str) -> dt.date:
+    """The birth date in a validated ID number (``birth_date_of`` re-parses it, slowly)."""
+    return dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+
+
+def _load_areas(
+    records: Iterable[ElderRecord], cache: dict[str, Area]
+) -> tuple[dict[str, Area], dict[str, Area]]:
+    """The communities and grids the records name, from ``cache`` or one query each (what
+    is loaded is added to ``cache``); an unknown code is refused."""
     codes: set[str] = set()
     grid_codes: set[str] = set()
     for r in records:
@@ -501,10 +626,21 @@ def _load_areas(records: Iterable[ElderRecord]) -> tuple[dict[str, Area], dict[s
             codes.add(r.community_code)
         if r.grid_code:
             grid_codes.add(r.grid_code)
-    communities = {
-        a.code: a for a in Area.objects.filter(code__in=codes, level=AreaLevel.COMMUNITY)
-    }
-    grids = {a.code: a for a in Area.objects.filter(code__in=grid_codes, level=AreaLevel.GRID)}
+    wanted = codes - cache.keys()
+    if wanted:
+        cache.update(
+            (a.code, a)
+            for a in Area.objects.filter(code__in=wanted, level=AreaLevel.COMMUNITY).only(
+                "code", "level", "community_kind", "subdistrict_id", "district_id", "city_id"
+            )
+        )
+    wanted = grid_codes - cache.keys()
+    if wanted:
+        cache.update(
+            (a.code, a) for a in Area.objects.filter(code__in=wanted, level=AreaLevel.GRID)
+        )
+    communities = {c: cache[c] for c in codes if c in cache}
+    grids = {c: cache[c] for c in grid_codes if c in cache}
     missing = sorted(codes - communities.keys())
     if missing:
         raise RegistryError(_("unknown community code: %(code)s") % {"code": missing[0]})
@@ -514,13 +650,19 @@ def _load_areas(records: Iterable[ElderRecord]) -> tuple[dict[str, Area], dict[s
     return communities, grids
 
 
-def _merge_by_id(records: Sequence[ElderRecord]) -> dict[str, tuple[str, ElderRecord]]:
+def _merge_by_id(
+    records: Sequence[ElderRecord], *, validated: bool
+) -> dict[str, tuple[str, ElderRecord]]:
     """Records keyed by the blind index of their ID number; records of the same elder are
     merged, a later record's stated facts winning."""
     merged: dict[str, tuple[str, ElderRecord]] = {}
     for record in records:
         birth = record.birth_date if isinstance(record.birth_date, dt.date) else None
-        number = normalise_id_number(record.id_number, birth_date=birth)
+        number = (
+            record.id_number
+            if validated
+            else normalise_id_number(record.id_number, birth_date=birth)
+        )
         digest = crypto.blind_index("id", number)
         if digest in merged:
             held = replace(merged[digest][1])
@@ -539,6 +681,8 @@ def elders_upsert(
     source: str,
     source_date: dt.date,
     reclassify: bool = True,
+    validated: bool = False,
+    areas: dict[str, Area] | None = None,
 ) -> UpsertResult:
     """Create or update elders from records, merging on the resident ID number.
 
@@ -552,16 +696,22 @@ def elders_upsert(
     row for every elder that changed; reclassify the changed elders held.
     Idempotent: the same records again change nothing. Call inside a transaction for several
     batches that must be all-or-nothing (``transaction.atomic`` is also taken here).
-    Batches of about a thousand records suit an import.
+    Batches of about a thousand records suit an import. ``validated``: every record's ID
+    number has been through ``normalise_id_number`` already (an import checks each row before
+    writing any), so it is not checked twice. ``areas``: a cache of communities and grids by
+    code that a caller writing many batches keeps between them.
     """
     result = UpsertResult()
-    merged = _merge_by_id(records)
+    merged = _merge_by_id(records, validated=validated)
     with transaction.atomic():
-        communities, grids = _load_areas(record for _n, record in merged.values())
+        communities, grids = _load_areas(
+            (record for _n, record in merged.values()), {} if areas is None else areas
+        )
         existing = {
             e.id_number_hash: e
-            for e in Elder.objects.filter(id_number_hash__in=list(merged))
-            .select_related("community", "grid", "first_contact")
+            for e in Elder.objects.filter(id_number_hash__in=list(merged)).select_related(
+                "community", "grid", "first_contact"
+            )
         }
         plans: list[_Plan] = []
         for digest, (number, record) in merged.items():
@@ -573,11 +723,12 @@ def elders_upsert(
                     id_number_hash=digest,
                     id_number_cipher=crypto.encrypt(number),
                     id_number_masked=mask_id_number(number),
-                    birth_date=birth_date_of(number),
+                    birth_date=_birth_date(number),
                     gender=gender_of(number),
                 )
-            before = tuple(getattr(elder, attname) for attname in _ROW_ATTNAMES)
-            plan = _Plan(elder, record, elder.pk is None, before)
+            created = elder.pk is None
+            before = () if created else _ROW_VALUES(elder)
+            plan = _Plan(elder, record, created, before)
             plan.changes = _apply_record(elder, record, communities, grids, source, source_date)
             plans.append(plan)
         _load_related(plans)
@@ -596,11 +747,21 @@ def elders_upsert(
         touched = [plan for plan in plans if plan.created or plan.changes or plan.related]
         by = actor.pk if getattr(actor, "pk", None) else None
         when = connection.ops.adapt_datetimefield_value(timezone.now())
-        _insert_rows(ElderChange, ("elder_id", "at", "by_id", "source", "changes", "note"), [
-            (plan.elder.pk, when, by, source, connection.ops.adapt_json_value(plan.changes, None),
-             "created" if plan.created else "")
-            for plan in touched
-        ])
+        _insert_rows(
+            ElderChange,
+            ("elder_id", "at", "by_id", "source", "changes", "note"),
+            [
+                (
+                    plan.elder.pk,
+                    when,
+                    by,
+                    source,
+                    connection.ops.adapt_json_value(plan.changes, None),
+                    "created" if plan.created else "",
+                )
+                for plan in touched
+            ],
+        )
         held_touched = [plan for plan in touched if not plan.created]
         for plan in held_touched:
             _cache_related(plan.elder, "children", plan.children)

@@ -1,0 +1,1 @@
+"""Public administrative facts shipped with Tanfang (see docs/areas.md)."""

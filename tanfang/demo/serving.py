@@ -1,0 +1,57 @@
+"""Serving Tanfang with gunicorn (the WSGI server shipped as a dependency) and WhiteNoise."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+from django.conf import settings
+from django.core.management import call_command
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_WORKERS = 2
+THREADS = 4
+
+
+def site_url(host: str, port: int) -> str:
+    """The address to open in a browser (a wildcard bind is reached through localhost)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+def gunicorn_argv(*, host: str, port: int, workers: int) -> list[str]:
+    bind = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "tanfang.wsgi:application",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--threads",
+        str(THREADS),
+        "--access-logfile",
+        "-",
+        # Several instances may run on one machine; none needs the shared control socket.
+        "--no-control-socket",
+    ]
+
+
+def collect_static() -> None:
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
+def serve(*, host: str, port: int, workers: int) -> NoReturn:
+    """Replace this process with gunicorn serving ``tanfang.wsgi`` (static files included:
+    WhiteNoise serves what ``collectstatic`` gathered)."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = gunicorn_argv(host=host, port=port, workers=workers)
+    os.execv(argv[0], argv)
