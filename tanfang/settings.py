@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "tanfang.web",
     "tanfang.api",
     "tanfang.demo",
+    "tanfang.monitoring",
 ]
 
 MIDDLEWARE = [

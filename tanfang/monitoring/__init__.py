@@ -1,0 +1,1 @@
+"""Monitoring: meter and device data, anomaly detection and (later) alerts with escalation."""
