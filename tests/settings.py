@@ -13,6 +13,7 @@ os.environ.setdefault("TANFANG_BLIND_INDEX_KEY", "test-blind-index-key")
 os.environ.setdefault("TANFANG_DATA_DIR", tempfile.mkdtemp(prefix="tanfang-test-"))
 
 from tanfang.settings import *  # noqa: F403
+from tanfang.settings import STATIC_ROOT
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
