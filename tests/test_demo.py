@@ -277,3 +277,36 @@ def test_site_url_and_bind_for_ipv6() -> None:
     assert serving.site_url("::1", 9000) == "http://[::1]:9000/"
     argv = serving.gunicorn_argv(host="::1", port=9000, workers=1)
     assert argv[argv.index("--bind") + 1] == "[::1]:9000"
+
+
+def test_the_large_build_path_gives_the_same_city(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexes built after the load and foreign keys unchecked: the same rows, the indexes
+    back, the checks back on."""
+    from django.db import connection
+
+    from tanfang.demo import services
+    from tanfang.demo.bulk import _plain_indexes
+
+    indexes = sorted(_plain_indexes(Elder))
+    monkeypatch.setattr(services, "LARGE_FROM", 10)
+    demo_build(seed=SEED, elders=60, batch_size=25)
+
+    assert sorted(_plain_indexes(Elder)) == indexes
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SHOW session_replication_role")
+            assert cursor.fetchone()[0] == "origin"
+        else:
+            cursor.execute("PRAGMA foreign_keys")
+            assert cursor.fetchone()[0] == 1
+    factory = ElderFactory(
+        seed=SEED,
+        communities=[
+            Community(a.code, a.name, a.community_kind == "villagers", a.code[:6])
+            for a in Area.objects.filter(level="community").order_by("code")
+        ],
+        today=timezone.localdate(),
+    )
+    expected = sorted(factory.make(factory.identity(i)).name for i in range(60))
+    assert sorted(Elder.objects.values_list("name", flat=True)) == expected
+    assert FirstContact.objects.filter(child__isnull=False).exists()

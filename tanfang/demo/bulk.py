@@ -571,6 +571,33 @@ def indexes_deferred(models: Sequence[type[Model]] = LOADED_MODELS) -> Iterator[
                 cursor.execute(sql)
 
 
+@contextmanager
+def foreign_keys_unchecked() -> Iterator[None]:
+    """Skip foreign-key checks while the generated rows are loaded (``pg_restore
+    --disable-triggers`` does the same): the ids are computed, not looked up, and
+    ``tests/test_demo_bulk.py`` checks the links on the ordinary, checked path. SQLite turns
+    the checks off for the connection; PostgreSQL only for a superuser (the checks are
+    triggers, skipped in the ``replica`` role), otherwise they stay on."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA foreign_keys = OFF")
+            restore = "PRAGMA foreign_keys = ON"
+        elif connection.vendor == "postgresql":
+            cursor.execute("SELECT current_setting('is_superuser')")
+            superuser = cursor.fetchone()[0] == "on"
+            if superuser:
+                cursor.execute("SET session_replication_role = replica")
+            restore = "SET session_replication_role = DEFAULT" if superuser else ""
+        else:
+            restore = ""
+    try:
+        yield
+    finally:
+        if restore:
+            with connection.cursor() as cursor:
+                cursor.execute(restore)
+
+
 def tune_connection() -> None:
     """Trade durability for speed while the demo is written: a crash leaves the build
     marked incomplete, and the next ``tanfang demo`` starts again from scratch. Call outside

@@ -29,6 +29,7 @@ from tanfang.demo.accounts import (
 )
 from tanfang.demo.bulk import (
     BulkContext,
+    foreign_keys_unchecked,
     indexes_deferred,
     insert_batch,
     reset_sequences,
@@ -47,8 +48,9 @@ DEMO_VERSION = 1
 DEFAULT_SEED = 2024
 DEFAULT_ELDERS = 2000
 BATCH_SIZE = 5000
-# From this size on, indexes are built after the load rather than during it.
-DEFER_INDEXES_FROM = 20_000
+# From this size on, indexes are built after the load rather than during it, and foreign
+# keys are not checked row by row (see ``bulk.py``).
+LARGE_FROM = 20_000
 
 # Two districts' own rules for the "other" category (docs/classification.md has the format).
 OTHER_RULES: tuple[tuple[str, str, str, list[dict[str, object]]], ...] = (
@@ -169,14 +171,17 @@ def _load_elders(
         workers=default_workers(elders) if workers is None else workers,
     )
     rows = done = 0
-    waited = inserting = 0.0
-    with indexes_deferred() if elders >= DEFER_INDEXES_FROM else nullcontext():
-        while True:
-            mark = time.monotonic()
-            batch = next(prepared, None)
-            waited += time.monotonic() - mark
-            if batch is None:
-                break
+    mark = time.monotonic()
+    # The first batch starts the workers, which closes this process's connection: tune the
+    # connection only after that.
+    batch = next(prepared, None)
+    waited, inserting = time.monotonic() - mark, 0.0
+    large = elders >= LARGE_FROM
+    with (
+        indexes_deferred() if large else nullcontext(),
+        foreign_keys_unchecked() if large else nullcontext(),
+    ):
+        while batch is not None:
             mark = time.monotonic()
             tune_connection()
             with transaction.atomic():
@@ -185,6 +190,9 @@ def _load_elders(
             done += len(batch.elders)
             if progress is not None:
                 progress(done, elders, time.monotonic() - started)
+            mark = time.monotonic()
+            batch = next(prepared, None)
+            waited += time.monotonic() - mark
         mark = time.monotonic()
     timings["waiting for batches"] = waited
     timings["inserting"] = inserting
