@@ -92,7 +92,8 @@ def _next_page(client: httpx.Client, path: str) -> str:
     page = client.get(path).text
     link = re.search(r'href="([^"]*after=[^"]*)"', page)
     assert link, f"no next-page link on {path}"
-    return link.group(1).replace("&amp;", "&")
+    href = link.group(1).replace("&amp;", "&")
+    return "/elders/" + href if href.startswith("?") else href
 
 
 def _p95(values: list[float]) -> float:
