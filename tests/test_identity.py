@@ -124,3 +124,17 @@ def test_capability_levels_out_of_range() -> None:
 )
 def test_gbt42195_score_to_level(score: int, kw: dict[str, object], level: int) -> None:
     assert gbt42195_level(score, **kw) == level  # type: ignore[arg-type]
+
+
+def test_an_elder_born_before_her_district_existed_keeps_a_valid_number() -> None:
+    # 房山区 (110111) exists since 1986; numbers issued since then carry it for elders born
+    # long before. python-stdnum's own validate() refuses these; the registry must not.
+    number = synthetic_id_number("110111", dt.date(1940, 5, 1), 3, "female")
+    assert not ric.is_valid(number)
+    assert normalise_id_number(number, birth_date=dt.date(1940, 5, 1)) == number
+
+
+def test_an_unknown_place_code_is_refused() -> None:
+    body = "99999919400501902"
+    with translation.override("en"), pytest.raises(IdentifierError, match="place code"):
+        normalise_id_number(body + ric.calc_check_digit(body + "0"))

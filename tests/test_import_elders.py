@@ -363,3 +363,25 @@ def test_contradictions_ages_and_places_are_errors(tmp_path: Path) -> None:
     assert "not in the row's community" in outcome.errors[0].message
     assert "aged 60 or over" in outcome.errors[-1].message
     assert not Elder.objects.exists()
+
+
+def test_reading_in_worker_processes_gives_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tanfang.imports import parsing
+
+    monkeypatch.setattr(parsing, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parsing, "BATCH", 7)
+    tree = make_tree()
+    rows = list(synthetic_rows(50, [c.code for c in tree.communities]))
+    rows[10]["birth_date"] = "1900-13-01"
+    rows[30] = dict(rows[3], address="另一个地址")
+    bad = write_csv(tmp_path / "bad.csv", rows)
+    with translation.override("en"):
+        serial = [str(e) for e in run(bad).errors]
+        parallel = [str(e) for e in run(bad, parallel=True).errors]
+    assert parallel == serial and len(serial) == 2
+
+    good = write_csv(tmp_path / "good.csv", synthetic_rows(50, [c.code for c in tree.communities]))
+    outcome = run(good, parallel=True)
+    assert outcome.ok and outcome.counts.created == 50 and Elder.objects.count() == 50

@@ -173,3 +173,13 @@ def test_template_headers_are_all_understood(tmp_path: Path) -> None:
     layout = Layout.read([str(h) for h in headers], errors)
     assert layout is not None and not errors
     assert len(layout.placed) == len(headers)
+
+
+def test_cells_in_any_layout_are_read() -> None:
+    from tanfang.imports.xlsx import _cells_of
+
+    plain = '<c r="A2" t="s"><v>3</v></c><c r="C2" s="4"><v>1.5</v></c>'
+    assert _cells_of(plain) == [("A", "", "s", "3", "", ""), ("C", "4", "", "1.5", "", "")]
+    # Another attribute order, an extra attribute: the general pattern takes over.
+    odd = '<c t="s" r="A2" cm="1"><v>3</v></c><c s="4" r="C2"><v>1.5</v></c>'
+    assert _cells_of(odd) == [("A", "", "s", "3", "", ""), ("C", "4", "", "1.5", "", "")]

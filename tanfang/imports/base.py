@@ -99,6 +99,7 @@ class ImportContext:
     source: str
     source_date: dt.date
     dry_run: bool = False
+    parallel: bool = False  # may read the file in worker processes (the command line)
     errors: ErrorList = field(default_factory=ErrorList)
     rows: int = 0
     # The code of the smallest area holding everything imported; places the audit entry.

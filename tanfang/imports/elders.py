@@ -2,8 +2,9 @@
 
 Steps:
 
-1. Validate (writes nothing). Stream every row, read it (``rows.Layout.parse_row``) and, per
-   chunk of rows, check against the database: the community and grid codes exist and lie in
+1. Validate (writes nothing). Stream every row, read it (``rows.Layout.parse_row``, in
+   worker processes for a big file on the command line: ``parsing``) and, per chunk of rows,
+   check against the database: the community and grid codes exist and lie in
    the importing user's area, and an elder already registered outside that area is not
    touched. Only the blind index of each ID number and its first row are kept in memory.
 2. When an ID number occurs on several rows, read the records again for those rows only and
@@ -26,8 +27,8 @@ from typing import Any, BinaryIO
 from django.utils.translation import gettext as _
 
 from tanfang.areas.models import Area, AreaLevel
-from tanfang.imports import values as v
 from tanfang.imports.base import Counts, ImportContext, register
+from tanfang.imports.parsing import Parsed, batches
 from tanfang.imports.readers import open_table
 from tanfang.imports.rows import Layout, merge_into
 from tanfang.imports.template import write_elders_template
@@ -36,15 +37,6 @@ from tanfang.registry.records import UNSET, ElderRecord
 from tanfang.registry.services import elders_upsert
 
 CHUNK = 1000
-
-
-def _key(digest: str) -> bytes:
-    """The part of the blind index kept in memory per elder: 128 bits are plenty."""
-    return bytes.fromhex(digest[:32])
-
-
-def _blank_row(cells: list[Any]) -> bool:
-    return all(v.is_blank(cell) for cell in cells)
 
 
 @dataclass
@@ -59,13 +51,11 @@ class _AreaCheck:
     existing: set[bytes] = field(default_factory=set)  # keys of ``incomplete`` elders held
     touched_communities: set[int] = field(default_factory=set)
 
-    def check(
-        self, chunk: list[tuple[int, str, ElderRecord]], incomplete: dict[bytes, int]
-    ) -> None:
+    def check(self, chunk: list[Parsed], incomplete: dict[bytes, int]) -> None:
         if not chunk:
             return
         self._load_codes(chunk)
-        digests = [digest for _row, digest, _record in chunk]
+        digests = [parsed.digest for parsed in chunk]
         held = dict(
             Elder.objects.filter(id_number_hash__in=digests).values_list(
                 "id_number_hash", "community_id"
@@ -79,18 +69,20 @@ class _AreaCheck:
                 .values_list("id_number_hash", flat=True)
             )
         self.touched_communities.update(held.values())
-        for row, digest, record in chunk:
-            if digest in held and _key(digest) in incomplete:
-                self.existing.add(_key(digest))
-            if digest in held and digest not in visible:
+        for parsed in chunk:
+            if parsed.digest in held and parsed.key in incomplete:
+                self.existing.add(parsed.key)
+            if parsed.digest in held and parsed.digest not in visible:
                 self._fail(
-                    row, "id_number", _("this elder is registered in a community outside your area")
+                    parsed.row,
+                    "id_number",
+                    _("this elder is registered in a community outside your area"),
                 )
-            self._check_place(row, record)
+            self._check_place(parsed.row, parsed.community_code, parsed.grid_code)
 
-    def _load_codes(self, chunk: list[tuple[int, str, ElderRecord]]) -> None:
+    def _load_codes(self, chunk: list[Parsed]) -> None:
         codes = (
-            {r.community_code for _row, _d, r in chunk if r.community_code is not UNSET}
+            {p.community_code for p in chunk if p.community_code is not UNSET}
             - self.communities.keys()
             - self.unknown
         )
@@ -110,9 +102,7 @@ class _AreaCheck:
             self.unknown |= codes - found.keys()
             for code, pk in found.items():
                 self.communities[code] = pk if pk in allowed else None
-        grid_codes = {
-            r.grid_code for _row, _d, r in chunk if r.grid_code is not UNSET
-        } - self.grids.keys()
+        grid_codes = {p.grid_code for p in chunk if p.grid_code is not UNSET} - self.grids.keys()
         if grid_codes:
             self.grids.update(
                 Area.objects.filter(level=AreaLevel.GRID, code__in=grid_codes).values_list(
@@ -120,8 +110,7 @@ class _AreaCheck:
                 )
             )
 
-    def _check_place(self, row: int, record: ElderRecord) -> None:
-        code = record.community_code
+    def _check_place(self, row: int, code: Any, grid: Any) -> None:
         community_id = None
         if code is not UNSET:
             allowed = self.communities.get(code)
@@ -138,7 +127,6 @@ class _AreaCheck:
             else:
                 community_id = allowed
                 self.touched_communities.add(allowed)
-        grid = record.grid_code
         if grid is UNSET:
             return
         if grid not in self.grids:
@@ -194,26 +182,20 @@ class EldersImporter:
         seen: dict[bytes, int] = {}
         duplicated: set[bytes] = set()
         incomplete: dict[bytes, int] = {}  # rows that could not create their elder alone
-        chunk: list[tuple[int, str, ElderRecord]] = []
-        for row, cells in table.rows():
-            if _blank_row(cells):
-                continue
-            ctx.rows += 1
-            record, digest, errors = layout.parse_row(row, cells)
-            if errors:
-                ctx.errors.extend(errors)
-            if record is None or digest is None:
-                continue
-            key = _key(digest)
-            if seen.setdefault(key, row) != row:
-                duplicated.add(key)
-            if not record.name or record.community_code is UNSET:
-                incomplete.setdefault(key, row)
-            chunk.append((row, digest, record))
-            self.spool.write(pickle.dumps((row, key, record), pickle.HIGHEST_PROTOCOL))
-            if len(chunk) >= CHUNK:
-                check.check(chunk, incomplete)
-                chunk = []
+        chunk: list[Parsed] = []
+        for batch in batches(table, layout, parallel=ctx.parallel):
+            ctx.rows += batch.rows
+            ctx.errors.extend(batch.errors)
+            self.spool.write(batch.spool)
+            for parsed in batch.parsed:
+                if seen.setdefault(parsed.key, parsed.row) != parsed.row:
+                    duplicated.add(parsed.key)
+                if parsed.incomplete:
+                    incomplete.setdefault(parsed.key, parsed.row)
+                chunk.append(parsed)
+                if len(chunk) >= CHUNK:
+                    check.check(chunk, incomplete)
+                    chunk = []
         check.check(chunk, incomplete)
         if duplicated:
             self._merge_duplicates(ctx, duplicated, seen)

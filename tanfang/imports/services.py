@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from tanfang.audit.models import AuditAction
@@ -33,7 +31,6 @@ from tanfang.imports.readers import TableError
 
 SOURCE_MAX = 64
 REPORTED_ON_RUN = 100  # errors kept on the ImportRun row
-SQLITE_CACHE_KIB = 128 * 1024
 
 
 @dataclass
@@ -73,11 +70,13 @@ def import_file(
     file_name: str = "",
     via: str = "command",
     dry_run: bool = False,
+    parallel: bool = False,
 ) -> ImportOutcome:
     """Import ``path`` as ``kind``: validate every row, then write all or nothing.
 
     ``actor`` None is the system (the command line), which may import anywhere; a user may
     import only inside her area. ``dry_run`` writes and rolls back, so the counts are real.
+    ``parallel``: the file may be read in worker processes (a command, never a web server).
     """
     importer = importer_for(kind)
     sha256, size = file_digest(path)
@@ -105,6 +104,7 @@ def import_file(
         source=run.source,
         source_date=source_date,
         dry_run=dry_run,
+        parallel=parallel,
     )
     outcome = ImportOutcome(run=run, counts=Counts(), previous=previous)
     try:
@@ -114,7 +114,7 @@ def import_file(
             ctx.errors.add(0, "", str(exc))
         if ctx.errors:
             return _finish(outcome, ctx, ImportStatus.REJECTED, importer)
-        with _bulk_write_cache(), transaction.atomic():
+        with transaction.atomic():
             outcome.counts = importer.write(ctx)
             if dry_run:
                 transaction.set_rollback(True)
@@ -135,24 +135,6 @@ def import_file(
         if close is not None:
             close()
     return outcome
-
-
-@contextmanager
-def _bulk_write_cache() -> Iterator[None]:
-    """On SQLite, a larger page cache while one transaction writes a big file: SQLite's
-    default 2 MB makes it spill and re-read pages (a third more CPU for 100,000 elders)."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA cache_size")
-        (before,) = cursor.fetchone()
-        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA cache_size = {int(before)}")
 
 
 def _finish(

@@ -90,6 +90,7 @@ class Command(BaseCommand):
             source_date=options["source_date"] or timezone.localdate(),
             via="command",
             dry_run=options["dry_run"],
+            parallel=True,
         )
         if not outcome.ok:
             for error in outcome.errors:
