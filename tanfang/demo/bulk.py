@@ -4,7 +4,7 @@
 for a million demo elders. This module applies the same deliveries in memory and writes
 plain rows with one ``executemany`` per table and batch:
 
-1. for each delivery, ``registry.services._apply_record`` (the very function the upsert uses)
+1. for each delivery, ``registry.upsert._apply_record`` (the very function the upsert uses)
    copies the scalar facts, the phone (encrypted, blind-indexed, masked) and the place, and
    keeps each fact's source and date; children, household, assessment, contract, willingness
    and first contact become rows as the upsert's ``_sync_*`` steps make them (and stamp the
@@ -59,8 +59,9 @@ from tanfang.registry.models import (
     HouseholdMember,
     Willingness,
 )
+from tanfang.registry.reclassify import other_rules_for
 from tanfang.registry.records import UNSET, ChildRecord, ElderRecord, HouseholdRecord
-from tanfang.registry.services import _apply_record, other_rules_for
+from tanfang.registry.upsert import _apply_record
 
 CHILD_SLOTS = 8  # ids reserved per elder for her children
 _CHILD_FIELDS = (
