@@ -220,61 +220,43 @@ def _cache_related(elder: Elder, name: str, rows: list[Any]) -> None:
     elder.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
 
 
-def _sync_children(plans: list[_Plan], source: str, source_date: dt.date) -> None:
-    """Decide whose children the record replaces (compared as a set, so the order of the
-    file's columns does not matter); delete the rows they replace."""
+def _sync_rows(
+    plans: list[_Plan], fact: str, model: Any, source: str, source_date: dt.date
+) -> None:
+    """Decide whose ``fact`` rows (``children`` or ``household``) the record replaces,
+    compared as a set so that the order of the file's columns does not matter; delete the
+    rows they replace. The plan's ``fact``, ``new_<fact>`` and the elder's ``<fact>_known``
+    say what to write next."""
+    known, fresh = f"{fact}_known", f"new_{fact}"
     emptied: list[int] = []
     for plan in plans:
-        elder, wanted = plan.elder, plan.record.children
-        if wanted is UNSET or not plan.newer("children", source_date):
+        elder, wanted = plan.elder, getattr(plan.record, fact)
+        if wanted is UNSET or not plan.newer(fact, source_date):
             continue
+        held_rows = getattr(plan, fact)
         if wanted is None:
-            if elder.children_known:
-                elder.children_known, plan.related, plan.children = False, True, []
-                plan.new_children = True
+            if getattr(elder, known):
+                setattr(elder, known, False)
+                setattr(plan, fact, [])
+                setattr(plan, fresh, True)
+                plan.related = True
                 emptied.append(elder.pk)
-                plan.stamp("children", source, source_date)
+                plan.stamp(fact, source, source_date)
             continue
-        held = sorted((c.key() for c in plan.children), key=repr)
-        if elder.children_known and held == sorted((c.key() for c in wanted), key=repr):
-            if "children" not in (elder.fact_sources or {}):
-                plan.stamp("children", source, source_date)
+        held = sorted((row.key() for row in held_rows), key=repr)
+        if getattr(elder, known) and held == sorted((row.key() for row in wanted), key=repr):
+            if fact not in (elder.fact_sources or {}):
+                plan.stamp(fact, source, source_date)
             continue
-        if plan.children:
+        if held_rows:
             emptied.append(elder.pk)
-        plan.children, plan.new_children = list(wanted), True
-        elder.children_known, plan.related = True, True
-        plan.stamp("children", source, source_date)
+        setattr(plan, fact, list(wanted))
+        setattr(plan, fresh, True)
+        setattr(elder, known, True)
+        plan.related = True
+        plan.stamp(fact, source, source_date)
     if emptied:
-        Child.objects.filter(elder_id__in=emptied).delete()
-
-
-def _sync_household(plans: list[_Plan], source: str, source_date: dt.date) -> None:
-    """As ``_sync_children``, for the people living with the elder."""
-    emptied: list[int] = []
-    for plan in plans:
-        elder, wanted = plan.elder, plan.record.household
-        if wanted is UNSET or not plan.newer("household", source_date):
-            continue
-        if wanted is None:
-            if elder.household_known:
-                elder.household_known, plan.related, plan.household = False, True, []
-                plan.new_household = True
-                emptied.append(elder.pk)
-                plan.stamp("household", source, source_date)
-            continue
-        held = sorted((m.key() for m in plan.household), key=repr)
-        if elder.household_known and held == sorted((m.key() for m in wanted), key=repr):
-            if "household" not in (elder.fact_sources or {}):
-                plan.stamp("household", source, source_date)
-            continue
-        if plan.household:
-            emptied.append(elder.pk)
-        plan.household, plan.new_household = list(wanted), True
-        elder.household_known, plan.related = True, True
-        plan.stamp("household", source, source_date)
-    if emptied:
-        HouseholdMember.objects.filter(elder_id__in=emptied).delete()
+        model.objects.filter(elder_id__in=emptied).delete()
 
 
 def _load_related(plans: list[_Plan]) -> None:
@@ -801,8 +783,8 @@ def elders_upsert(
             plan.changes = _apply_record(elder, record, communities, grids, source, source_date)
             plans.append(plan)
         _load_related(plans)
-        _sync_children(plans, source, source_date)
-        _sync_household(plans, source, source_date)
+        _sync_rows(plans, "children", Child, source, source_date)
+        _sync_rows(plans, "household", HouseholdMember, source, source_date)
         events = _sync_events(plans)
         contacts = _plan_first_contacts(plans, source, source_date)
         new = [plan for plan in plans if plan.created]
