@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "tanfang.api",
     "tanfang.demo",
     "tanfang.monitoring",
+    "tanfang.visits",
+    "tanfang.care",
 ]
 
 MIDDLEWARE = [
@@ -99,6 +101,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The queries here are short OLTP ones and grouped counts; PostgreSQL's JIT spent longer
+    # compiling the rates' queries (1.4-2.7 s) than running them (docs/visit-rates.md).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, path
+from django.utils import timezone
 from django.utils.regex_helper import normalize
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -48,6 +50,7 @@ from tanfang.api.base import ScopedAPIView
 from tanfang.api.permissions import ANY_ROLE, DenyByDefault, SignedInWithRole
 from tanfang.areas.models import Area, AreaLevel, CommunityKind
 from tanfang.audit.models import AuditAction, AuditEntry
+from tanfang.care.models import CareAction, ServiceEntry
 from tanfang.core import crypto
 from tanfang.registry.models import (
     CategoryOverride,
@@ -57,6 +60,14 @@ from tanfang.registry.models import (
     OtherCategoryRule,
     VisitorAssignment,
 )
+from tanfang.visits.models import (
+    ServiceProvider,
+    Visit,
+    VisitorProfile,
+    VisitRule,
+    VisitSurge,
+)
+from tanfang.visits.services import VisitInput, visit_record
 from tests.factories import (
     lonely_widow,
     make_area,
@@ -102,10 +113,16 @@ class Bundle:
     district: Area
     user: User
     rule: OtherCategoryRule
+    # A visit of the elder, and the care action it opened (set by ``_visit_with_action``).
+    visit: Visit | None = None
+    care_action: CareAction | None = None
+    # The area's back-office records of visits (see ``_team``), by kind.
+    team: dict[str, Any] = field(default_factory=dict)
     # Object kinds this bundle may stand for; a visitor's own-community bundle has only
-    # elder and first contact (the community itself is hers).
+    # the elder and what hangs on her (the community itself is hers).
     kinds: frozenset[str] = frozenset(
-        {"elder", "first_contact", "area", "area_code", "user", "rule"}
+        {"elder", "first_contact", "area", "area_code", "user", "rule", "visit", "care_action"}
+        | {"visit_rule", "surge", "provider", "service", "visitor_profile"}
     )
 
     def markers(self) -> list[str]:
@@ -171,8 +188,42 @@ def _bundle(community: Area, name: str, place: str, phone: str, **kinds: Any) ->
             Role.COMMUNITY_WORKER, community, username=f"worker-{community.code}-{elder.pk}"
         ),
         rule=rule,
+        team=_team(community, elder),
         **kinds,
     )
+
+
+TEAM_KINDS = ("visit_rule", "surge", "provider", "service", "visitor_profile")
+
+
+def _team(community: Area, elder: Elder) -> dict[str, Any]:
+    """A visit rule, surge, service team, service and visitor profile of ``community``."""
+    code = f"{community.code}-{elder.pk}"
+    provider = ServiceProvider.objects.create(
+        name=f"驿站{code}", kind="community_station", area=community
+    )
+    visitor = make_user(Role.VISITOR, community, username=f"team-visitor-{code}")
+    return {
+        "visit_rule": VisitRule.objects.create(
+            code=f"rule-{code}",
+            name=f"规则{code}",
+            effective_from=dt.date(2026, 1, 1),
+            frequency="week",
+            area=community,
+        ),
+        "surge": VisitSurge.objects.create(
+            code=f"surge-{code}",
+            reason="高温",
+            area=community,
+            starts_on=dt.date(2026, 7, 10),
+            ends_on=dt.date(2026, 7, 14),
+        ),
+        "provider": provider,
+        "service": ServiceEntry.objects.create(
+            name=f"服务{code}", needs=["rehabilitation_nursing"], area=community
+        ),
+        "visitor_profile": VisitorProfile.objects.create(user=visitor, provider=provider),
+    }
 
 
 @pytest.fixture
@@ -198,7 +249,7 @@ def world() -> World:
             "未分配丁",
             "110102",
             "13900000004",
-            kinds=frozenset({"elder", "first_contact"}),
+            kinds=frozenset({"elder", "first_contact", "visit", "care_action"}),
         ),
     )
     lonely_widow(tree.communities[1])  # someone else in scope, so lists are not empty
@@ -217,7 +268,32 @@ def world() -> World:
     VisitorAssignment.objects.create(
         elder=world.mine.elder, visitor=world.users[Role.VISITOR], starts_on=dt.date(2020, 1, 1)
     )
+    # The visitor's own visit (she is its author and owns its care action); the others are
+    # recorded by the system and owned by their community's worker.
+    _visit_with_action(world.mine, world.users[Role.VISITOR])
+    for bundle in (world.fangshan, world.tianjin, world.unassigned):
+        _visit_with_action(bundle, None)
     return world
+
+
+def _visit_with_action(bundle: Bundle, actor: User | None) -> None:
+    now = timezone.now()
+    visit, _ = visit_record(
+        actor=actor,
+        elder=bundle.elder,
+        data=VisitInput(
+            client_uuid=uuid.uuid4(),
+            mode="in_home",
+            started_at=now - dt.timedelta(minutes=30),
+            ended_at=now - dt.timedelta(minutes=10),
+            person_met="elder",
+            outcome="met",
+            sections={"safety": {"gas": {"hazard": True, "what": "matrix"}}},
+            consent=True,
+        ),
+    )
+    bundle.visit = visit
+    bundle.care_action = CareAction.objects.get(visit=visit, kind="hazard")
 
 
 # --------------------------------------------------------------------------- the patterns
@@ -283,6 +359,18 @@ SEGMENT_KINDS = {
     "area": "area",
     "user": "user",
     "othercategoryrule": "rule",
+    "visits": "visit",
+    "care-actions": "care_action",
+    # The back office of visits: records that belong to an area.
+    "visitrule": "visit_rule",
+    "visitsurge": "surge",
+    "serviceprovider": "provider",
+    "serviceentry": "service",
+    "visitorprofile": "visitor_profile",
+    # The city's policy rows (holiday surges, counting rules) belong to no area: every
+    # back-office user may read them, so no bundle stands for them.
+    "holidaysurge": "city_policy",
+    "countingrule": "city_policy",
 }
 # Parameter names that say what they are.
 NAME_KINDS = {
@@ -294,6 +382,8 @@ NAME_KINDS = {
     "area_code": "area_code",
     "user_id": "user",
     "rule_id": "rule",
+    "visit_id": "visit",
+    "action_id": "care_action",
 }
 # Parameters that name no record.
 PLAIN = {
@@ -326,6 +416,9 @@ def _value(bundle: Bundle, kind: str) -> str:
         "area_code": lambda: bundle.community.code,
         "user": lambda: str(bundle.user.pk),
         "rule": lambda: str(bundle.rule.pk),
+        "visit": lambda: str(bundle.visit.pk),  # type: ignore[union-attr]
+        "care_action": lambda: str(bundle.care_action.pk),  # type: ignore[union-attr]
+        **{name: (lambda name=name: str(bundle.team[name].pk)) for name in TEAM_KINDS},
     }[kind]()
 
 
@@ -520,6 +613,8 @@ def outside_state(world: World) -> Any:
                 list(OtherCategoryRule.objects.filter(district=bundle.district).values()),
                 Area.objects.filter(pk=bundle.community.pk).values().get(),
                 User.objects.filter(pk=bundle.user.pk).values().get(),
+                list(Visit.objects.filter(elder=bundle.elder).values()),
+                list(CareAction.objects.filter(elder=bundle.elder).values()),
             )
         )
     return state, User.objects.count(), Elder.objects.count()
@@ -578,6 +673,14 @@ REACHES = [
     (Role.AUDITOR, "GET", "/api/v1/me/", 200),
     (Role.AUDITOR, "GET", "/api/v1/elders/", 403),
     (Role.AUDITOR, "GET", "/api/v1/schema/", 200),
+    (Role.VISITOR, "GET", "/worklist/", 200),
+    (Role.VISITOR, "GET", "/visits/{visit}/", 200),
+    (Role.VISITOR, "GET", "/visits/{visit}/edit/", 200),
+    (Role.VISITOR, "GET", "/care/{care_action}/", 200),
+    (Role.COMMUNITY_WORKER, "GET", "/care/{care_action}/", 200),
+    (Role.COMMUNITY_WORKER, "GET", "/visits/{visit}/edit/", 302),
+    (Role.DISTRICT_SUPERVISOR, "GET", "/visits/{visit}/", 200),
+    (Role.DISTRICT_SUPERVISOR, "GET", "/care/", 403),
 ]
 
 
@@ -594,12 +697,14 @@ def test_each_role_reaches_what_it_should(
         user=mine.user.pk,
         rule=mine.rule.pk,
         fangshan_elder=world.fangshan.elder.pk,
+        visit=getattr(mine.visit, "pk", None),
+        care_action=getattr(mine.care_action, "pk", None),
     )
     client = Client()
     client.force_login(world.users[role])
     response = client.generic(method, url, "{}", content_type="application/json")
     assert response.status_code == status, response.content[:300]
-    if status == 200 and template.endswith(("elder}/", "elder}/change/")):
+    if status == 200 and template.endswith(("elder}/", "elder}/change/", "visit}/")):
         shown = world.fangshan.elder if "fangshan" in template else mine.elder
         assert shown.name in response.content.decode()
 
@@ -696,6 +801,6 @@ def test_the_matrix_catches_a_view_that_forgets_the_scope(world: World) -> None:
 
 
 def test_an_unknown_parameter_fails_loudly() -> None:
-    endpoint = Endpoint(r"visits/(?P<visit_id>[0-9]+)/", "visit", lambda r: None)
-    with pytest.raises(AssertionError, match="visit_id"):
+    endpoint = Endpoint(r"widgets/(?P<widget_id>[0-9]+)/", "widget", lambda r: None)
+    with pytest.raises(AssertionError, match="widget_id"):
         fill(endpoint, Bundle.__new__(Bundle))

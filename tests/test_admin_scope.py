@@ -78,7 +78,20 @@ def test_audit_log_is_not_in_the_back_office() -> None:
     assert Entry not in admin_site._registry
     # Only the models this module registers; no Group, Token or audit rows.
     names = {m._meta.label for m in admin_site._registry}
-    assert names == {"areas.Area", "accounts.User", "registry.Elder", "registry.OtherCategoryRule"}
+    assert names == {
+        "areas.Area",
+        "accounts.User",
+        "registry.Elder",
+        "registry.OtherCategoryRule",
+        # The visit policy and the service teams (visits/admin.py).
+        "visits.VisitRule",
+        "visits.HolidaySurge",
+        "visits.CountingRule",
+        "visits.ServiceProvider",
+        "visits.VisitSurge",
+        "visits.VisitorProfile",
+        "care.ServiceEntry",
+    }
 
 
 # --------------------------------------------------------------------------- elders

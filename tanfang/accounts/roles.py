@@ -23,6 +23,12 @@ class Capability(StrEnum):
     MANAGE_AREAS = "manage_areas"
     READ_AUDIT_LOG = "read_audit_log"
     BACK_OFFICE = "back_office"
+    RECORD_VISITS = "record_visits"
+    VIEW_VISITS = "view_visits"
+    MANAGE_VISITORS = "manage_visitors"
+    MANAGE_CARE_ACTIONS = "manage_care_actions"
+    VIEW_RATES = "view_rates"
+    DECLARE_SURGE = "declare_surge"
 
 
 _WORKERS = {
@@ -34,10 +40,17 @@ _WORKERS = {
     Capability.EXPORT_ELDERS,
     Capability.VIEW_DATA_QUALITY,
     Capability.VIEW_AREAS,
+    Capability.RECORD_VISITS,
+    Capability.VIEW_VISITS,
+    Capability.MANAGE_VISITORS,
+    Capability.MANAGE_CARE_ACTIONS,
+    Capability.VIEW_RATES,
 }
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
-    Role.CITY_ADMIN: frozenset(_WORKERS | {Capability.MANAGE_AREAS, Capability.BACK_OFFICE}),
+    Role.CITY_ADMIN: frozenset(
+        _WORKERS | {Capability.MANAGE_AREAS, Capability.BACK_OFFICE, Capability.DECLARE_SURGE}
+    ),
     Role.DISTRICT_SUPERVISOR: frozenset(
         {
             Capability.VIEW_ELDERS,
@@ -46,12 +59,26 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.VIEW_DATA_QUALITY,
             Capability.VIEW_AREAS,
             Capability.BACK_OFFICE,
+            Capability.VIEW_VISITS,
+            Capability.VIEW_RATES,
+            Capability.DECLARE_SURGE,
         }
     ),
-    Role.SUBDISTRICT_STAFF: frozenset(_WORKERS | {Capability.BACK_OFFICE}),
+    Role.SUBDISTRICT_STAFF: frozenset(
+        _WORKERS | {Capability.BACK_OFFICE, Capability.DECLARE_SURGE}
+    ),
     Role.COMMUNITY_WORKER: frozenset(_WORKERS),
-    # A visitor sees her assigned elders and may reveal a phone number to call them.
-    Role.VISITOR: frozenset({Capability.VIEW_ELDERS, Capability.REVEAL_IDENTIFIERS}),
+    # A visitor sees her assigned elders (and those of a visitor she stands in for), may reveal
+    # a phone number to call them, records visits and works on the care actions she owns.
+    Role.VISITOR: frozenset(
+        {
+            Capability.VIEW_ELDERS,
+            Capability.REVEAL_IDENTIFIERS,
+            Capability.RECORD_VISITS,
+            Capability.VIEW_VISITS,
+            Capability.MANAGE_CARE_ACTIONS,
+        }
+    ),
     Role.DATA_PARTNER: frozenset({Capability.VIEW_AREAS}),
     Role.AUDITOR: frozenset({Capability.READ_AUDIT_LOG}),
 }

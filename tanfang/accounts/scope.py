@@ -47,14 +47,32 @@ def elders_visible_to(user: Any, queryset: ElderQuerySet) -> ElderQuerySet:
     if column is not None:
         return queryset.filter(**{column: user.area_id})
     if user.role == Role.VISITOR:
-        on = today()
-        current = Q(assignments__visitor=user, assignments__starts_on__lte=on) & (
-            Q(assignments__ends_on__isnull=True) | Q(assignments__ends_on__gte=on)
-        )
         # A visitor's assignments never leave her own area, whatever was recorded.
         area_column = f"{user.area.level}_id"
-        return queryset.filter(current, **{area_column: user.area_id}).distinct()
+        visitors = visitors_covered_by(user)
+        current = queryset.model.objects.filter(
+            assignment_current_q(visitors, today()), **{area_column: user.area_id}
+        ).values("pk")
+        return queryset.filter(pk__in=current)
     return queryset.none()
+
+
+def assignment_current_q(visitors: list[int], on: dt.date) -> Q:
+    """Elders assigned, on ``on``, to any of ``visitors`` (user ids)."""
+    return Q(assignments__visitor_id__in=visitors, assignments__starts_on__lte=on) & (
+        Q(assignments__ends_on__isnull=True) | Q(assignments__ends_on__gte=on)
+    )
+
+
+def visitors_covered_by(user: Any, on: dt.date | None = None) -> list[int]:
+    """The visitor herself and every visitor she stands in for on ``on`` (a substitution)."""
+    from tanfang.visits.models import Substitution
+
+    on = on or today()
+    away = Substitution.objects.filter(
+        substitute_id=user.pk, starts_on__lte=on, ends_on__gte=on
+    ).values_list("visitor_id", flat=True)
+    return [user.pk, *away]
 
 
 def areas_visible_to(user: Any, queryset: AreaQuerySet) -> AreaQuerySet:

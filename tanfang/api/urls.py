@@ -3,8 +3,10 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from tanfang.api import views_care as care
 from tanfang.api import views_elders as elders
 from tanfang.api import views_other as other
+from tanfang.api import views_visits as visits
 
 v1 = [
     path("elders/", elders.ElderListView.as_view(), name="elder-list"),
@@ -35,6 +37,17 @@ v1 = [
     ),
     path("classify/", other.ClassifyView.as_view(), name="classify"),
     path("me/", other.MeView.as_view(), name="me"),
+    path("worklist/", visits.WorklistView.as_view(), name="worklist"),
+    path("elders/<int:pk>/summary/", visits.ElderSummaryView.as_view(), name="elder-summary"),
+    path("visits/", visits.VisitCreateView.as_view(), name="visit-list"),
+    path("visits/<int:pk>/", visits.VisitDetailView.as_view(), name="visit-detail"),
+    path("care-actions/", care.CareActionListView.as_view(), name="care-action-list"),
+    path("care-actions/<int:pk>/", care.CareActionDetailView.as_view(), name="care-action-detail"),
+    path(
+        "care-actions/<int:pk>/move/",
+        care.CareActionMoveView.as_view(),
+        name="care-action-move",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="docs"),
 ]

@@ -40,6 +40,7 @@ from tanfang.demo.people import ElderFactory
 from tanfang.demo.pipeline import batches, default_workers
 from tanfang.demo.shapes import Community
 from tanfang.demo.tree import tree_rows
+from tanfang.demo.visits import demo_statuses_refresh, demo_teams_create, demo_visits_create
 from tanfang.registry import classification as rules
 from tanfang.registry.models import Elder, OtherCategoryRule
 
@@ -214,6 +215,10 @@ def _analyze() -> None:
         cursor.execute("ANALYZE")
 
 
+# Above this many elders the demo writes one week of visit history instead of eight.
+VISIT_HISTORY_UP_TO = 100_000
+
+
 def demo_build(
     *,
     seed: int = DEFAULT_SEED,
@@ -256,6 +261,12 @@ def demo_build(
     reset_sequences()
     with transaction.atomic():
         accounts = demo_accounts_create(seed=seed, today=on)
+        demo_teams_create()
+    mark = time.monotonic()
+    demo_visits_create(seed=seed, today=on, weeks=8 if elders <= VISIT_HISTORY_UP_TO else 1)
+    demo_statuses_refresh(today=on)
+    _analyze()
+    timings["visits"] = time.monotonic() - mark
     seconds = time.monotonic() - started
     marker.complete = True
     marker.seconds = seconds

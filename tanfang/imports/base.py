@@ -146,7 +146,7 @@ def register(kind: str, *, template: TemplateWriter | None = None) -> Callable[[
 
 def _load_kinds() -> None:
     # Importing the modules runs their ``@register``; kept here to avoid import cycles.
-    from tanfang.imports import area_files, elders  # noqa: F401
+    from tanfang.imports import area_files, elders, visits  # noqa: F401
 
 
 def importer_kinds() -> list[str]:

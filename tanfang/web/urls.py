@@ -5,4 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("tanfang.web.urls_registry")),
     path("import/", include("tanfang.imports.urls")),
+    path("", include("tanfang.web.urls_visits")),
+    path("", include("tanfang.web.urls_supervision")),
 ]

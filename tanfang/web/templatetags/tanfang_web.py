@@ -17,7 +17,13 @@ register = template.Library()
 def _nav_items() -> list[tuple[str, str, Capability, str]]:
     """(id, url name, capability, label) of each link, in the order the header shows them."""
     return [
+        ("nav-worklist", "worklist", Capability.RECORD_VISITS, _("Worklist")),
+        ("nav-care", "care-list", Capability.MANAGE_CARE_ACTIONS, _("Care actions")),
         ("nav-elders", "elder-list", Capability.VIEW_ELDERS, _("Elders")),
+        ("nav-rates", "rates", Capability.VIEW_RATES, _("Visit rates")),
+        ("nav-supervision", "supervision", Capability.VIEW_RATES, _("Overdue")),
+        ("nav-surges", "surges", Capability.VIEW_RATES, _("Surges")),
+        ("nav-teams", "teams", Capability.MANAGE_VISITORS, _("Visitors")),
         ("nav-new-elder", "elder-new", Capability.EDIT_ELDERS, _("New elder")),
         ("nav-quality", "quality", Capability.VIEW_DATA_QUALITY, _("Data quality")),
         ("nav-import", "import-elders", Capability.IMPORT_ELDERS, _("Import")),

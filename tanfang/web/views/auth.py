@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from django.views.i18n import set_language
 
 from tanfang.accounts.access import public
+from tanfang.accounts.models import Role
 from tanfang.accounts.roles import Capability, can
 
 login_view = public(
@@ -32,6 +33,8 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not user.is_authenticated:
         return redirect("login")
+    if getattr(user, "role", "") == Role.VISITOR:
+        return redirect("worklist")
     if can(user, Capability.VIEW_ELDERS):
         return redirect("elder-list")
     if can(user, Capability.READ_AUDIT_LOG):

@@ -39,6 +39,7 @@ from tanfang.web.elder_display import (
 )
 from tanfang.web.forms import CategoryOverrideForm, FirstContactForm, RevealForm
 from tanfang.web.views.common import elder_or_404, private
+from tanfang.web.views.visit_page import elder_visit_context
 
 
 def render_elder(
@@ -78,6 +79,7 @@ def render_elder(
         "contact_form": contact_form or FirstContactForm(elder=elder),
         "fact_sources": elder.fact_sources or {},
     }
+    context.update(elder_visit_context(request, elder))
     return render(request, "web/elder_detail.html", context, status=status)
 
 

@@ -1,0 +1,1 @@
+"""Care actions that follow a visit: benefits, hazards and service needs, tracked to the end."""

@@ -1,0 +1,1 @@
+"""Visits: service teams, visit obligations, the visit record and visit rates."""
