@@ -99,3 +99,17 @@ def test_overdue_actions_escalate_to_the_community_worker_once(gas_action):
     action.refresh_from_db()
     assert action.escalated_to == worker
     assert CareActionEvent.objects.filter(action=action, event="escalated").count() == 1
+
+
+def test_the_daily_command_escalates(gas_action):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    action, _, worker = gas_action
+    out = StringIO()
+    later = (action.due_on + dt.timedelta(days=1)).isoformat()
+    call_command("care_escalate", "--on", later, stdout=out)
+    assert out.getvalue().strip() == "1 care actions escalated"
+    action.refresh_from_db()
+    assert action.escalated_to == worker

@@ -17,16 +17,10 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from tanfang.areas.models import Area, AreaLevel
+from tanfang.core.cli_args import day_argument
 from tanfang.registry.models import Elder
 from tanfang.visits.models import ElderVisitStatus
 from tanfang.visits.status import status_refresh
-
-
-def _day(raw: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise CommandError(f"--on: {raw!r} is not a date YYYY-MM-DD", returncode=2) from None
 
 
 class Command(BaseCommand):
@@ -35,7 +29,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--on",
-            type=_day,
+            type=day_argument,
             default=None,
             help="the day to compute for, YYYY-MM-DD; default today",
         )

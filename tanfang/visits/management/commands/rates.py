@@ -10,7 +10,6 @@ that is not a week or a month or has not begun, and for an unknown area code.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 from typing import Any
@@ -21,6 +20,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from tanfang.areas.models import Area
+from tanfang.core.cli_args import day_argument
 from tanfang.visits.rates import (
     EXCLUSION_REASONS,
     RateError,
@@ -46,13 +46,6 @@ CSV_COLUMNS = (
 )
 
 
-def _day(raw: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise CommandError(f"--on: {raw!r} is not a date YYYY-MM-DD", returncode=2) from None
-
-
 class Command(BaseCommand):
     help = "Print the weekly or monthly visit rate of an area and of every node under it."
 
@@ -74,7 +67,9 @@ class Command(BaseCommand):
             action="store_true",
             help="first keep the rates of this closed period as its snapshot (every node)",
         )
-        parser.add_argument("--on", type=_day, default=None, help="today, for tests: YYYY-MM-DD")
+        parser.add_argument(
+            "--on", type=day_argument, default=None, help="today, for tests: YYYY-MM-DD"
+        )
         parser.add_argument(
             "--lang",
             choices=[code for code, _name in settings.LANGUAGES],
