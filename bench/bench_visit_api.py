@@ -17,7 +17,10 @@ Two steps, so the load generator can aim at any running ``tanfang serve``:
      visit for one of her own elders (``/api/v1/visits/``, a fresh ``client_uuid``, plausible
      findings; one in ten with consent and a hazard or need, so care actions open). A share
      ``--resend`` of submissions is sent a second time at once, as a phone on a bad line
-     does; a transport error or 5xx is retried with the same body (up to 3 times);
+     does; a transport error or 5xx is retried with the same body (up to 3 times); with
+     ``--think S`` each visitor then pauses 0.5-1.5 × S seconds, as a person filling in the
+     next record does (without it the 50 clients form a closed loop that measures only the
+     server's saturation: latency = 50 / throughput);
   4. prints p50/p95/p99 of the POSTs and requests/s, the reference's p95 and the ratio;
   5. checks that what is stored is exactly what was acknowledged: with the server's
      environment (default), the visits of these ``client_uuid``s in the database and the
@@ -276,6 +279,9 @@ async def _load(
                 if rng.random() < args.resend:
                     tally.resends += 1
                     await _submit(client, visitor, body, tally)
+                if args.think:
+                    # A person on a phone: fills in the next record before submitting again.
+                    await asyncio.sleep(args.think * (0.5 + rng.random()))
 
             return step
 
@@ -389,6 +395,12 @@ def main() -> None:
     r.add_argument("--seconds", type=float, default=30)
     r.add_argument("--reference-seconds", type=float, default=5)
     r.add_argument("--resend", type=float, default=0.1, help="share of submissions sent twice")
+    r.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds each visitor waits between submissions (0.5-1.5 times this; 0: none)",
+    )
     r.add_argument("--seed", type=int, default=2026)
     r.add_argument(
         "--no-db-check",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -53,6 +54,13 @@ WHERE e.id > %(low)s AND e.id <= %(high)s
 """
 
 
+def _saved_indexes() -> Path:
+    """Where the dropped indexes' definitions are kept until they are built again."""
+    folder = Path(os.environ.get("TANFANG_DATA_DIR", ROOT / "var"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "bench-visit-indexes.json"
+
+
 def _django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tanfang.settings")
     import django
@@ -77,11 +85,18 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT max(id) FROM registry_elder")
         top = cursor.fetchone()[0] or 0
+        # Plain indexes only: the unique constraint's index goes and comes with it.
         cursor.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'visits_visit' "
-            "AND indexname <> 'visits_visit_pkey'"
+            "AND indexname <> 'visits_visit_pkey' AND indexname NOT IN "
+            "(SELECT conname FROM pg_constraint WHERE conrelid = 'visits_visit'::regclass)"
         )
         indexes = cursor.fetchall()
+        saved = _saved_indexes()
+        if saved.exists() and not indexes:
+            # A run that died after dropping them: build them from what it saved.
+            indexes = json.loads(saved.read_text())
+        saved.write_text(json.dumps(indexes))
         cursor.execute(
             "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
             "WHERE conrelid = 'visits_visit'::regclass AND contype = 'u'"
@@ -98,11 +113,9 @@ def main() -> None:
             if cursor.fetchone()[0] < top // 2:
                 todo.append((week, monday))
         print(f"{len(todo)} weeks to generate for {top:,} elders", flush=True)
-        if not todo:
-            return
-        for name, _ in uniques:
+        for name, _ in uniques if todo else ():
             cursor.execute(f'ALTER TABLE visits_visit DROP CONSTRAINT "{name}"')
-        for name, _ in indexes:
+        for name, _ in indexes if todo else ():
             cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
         cursor.execute("SET session_replication_role = replica")
         for week, monday in todo:
@@ -116,7 +129,7 @@ def main() -> None:
         cursor.execute("SET session_replication_role = origin")
         cursor.execute("SET maintenance_work_mem = '1GB'")
         cursor.execute("SET max_parallel_maintenance_workers = 2")
-        for name, definition in uniques:
+        for name, definition in uniques if todo else ():
             mark = time.monotonic()
             cursor.execute(f'ALTER TABLE visits_visit ADD CONSTRAINT "{name}" {definition}')
             print(f"  {name}: {time.monotonic() - mark:.1f} s", flush=True)
@@ -125,6 +138,7 @@ def main() -> None:
             cursor.execute(definition.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
             print(f"  {name}: {time.monotonic() - mark:.1f} s", flush=True)
         cursor.execute("ANALYZE visits_visit")
+        _saved_indexes().unlink(missing_ok=True)
         cursor.execute("SELECT count(*) FROM visits_visit")
         total = cursor.fetchone()[0]
     print(f"visits: {total:,}; {time.monotonic() - started:.0f} s", flush=True)

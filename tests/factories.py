@@ -1,18 +1,25 @@
-"""Building test data through the real services: a small tree, users of every role, elders."""
+"""Building test data through the real services: a small tree, users of every role, elders,
+visitors with their elders, and visits."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils import timezone
+from rest_framework.test import APIClient
+
 from tanfang.accounts.models import Role, User
 from tanfang.areas.models import Area, AreaLevel, CommunityKind, SubdistrictKind
-from tanfang.registry.models import Elder
+from tanfang.registry.models import Elder, VisitorAssignment
 from tanfang.registry.records import ChildRecord, ElderRecord, FirstContactRecord
 from tanfang.registry.services import elders_upsert
 from tanfang.registry.synthetic import synthetic_id_number
+from tanfang.visits.models import Visit, VisitSource
+from tanfang.visits.services import VisitInput, visit_record
 
 _serial = itertools.count(1)
 PASSWORD = "test-pass-123"
@@ -143,6 +150,56 @@ def parent_with_son(community: Area, **kw: Any) -> Elder:
         first_contact=FirstContactRecord(name="张伟", relation="child", phone="13800138000"),
         **kw,
     )
+
+
+def assign(elder: Elder, visitor: User, *, days_ago: int = 0) -> VisitorAssignment:
+    """``visitor`` visits ``elder``, from ``days_ago`` days ago on."""
+    return VisitorAssignment.objects.create(
+        elder=elder, visitor=visitor, starts_on=timezone.localdate() - dt.timedelta(days=days_ago)
+    )
+
+
+def assigned_visitor(community: Area, *, days_ago: int = 0) -> tuple[User, Elder]:
+    """A visitor of ``community`` and a lonely widow there assigned to her."""
+    visitor = make_user(Role.VISITOR, community)
+    elder = lonely_widow(community)
+    assign(elder, visitor, days_ago=days_ago)
+    return visitor, elder
+
+
+def visit_input(**fields: Any) -> VisitInput:
+    """An in-home visit that met the elder, from 30 to 10 minutes ago, with ``fields`` changed."""
+    now = timezone.now()
+    values: dict[str, Any] = {
+        "client_uuid": uuid.uuid4(),
+        "mode": "in_home",
+        "started_at": now - dt.timedelta(minutes=30),
+        "ended_at": now - dt.timedelta(minutes=10),
+        "person_met": "elder",
+        "outcome": "met",
+    }
+    values.update(fields)
+    return VisitInput(**values)
+
+
+def record_visit(
+    actor: User | None, elder: Elder, *, source: str = VisitSource.APP, **fields: Any
+) -> Visit:
+    """``visit_input(**fields)`` recorded through the visit service (``actor`` None: the
+    system, as an import)."""
+    visit, _created = visit_record(
+        actor=actor, elder=elder, data=visit_input(**fields), source=source
+    )
+    return visit
+
+
+def api_client(user: User, language: str = "") -> APIClient:
+    """An API client signed in as ``user``, asking for ``language`` when given."""
+    client = APIClient()
+    client.force_login(user)
+    if language:
+        client.credentials(HTTP_ACCEPT_LANGUAGE=language)
+    return client
 
 
 ROLES_AT_LEVEL = {

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tanfang.accounts.models import Role
 from tanfang.audit.models import AuditAction, AuditEntry
 from tanfang.care.models import CareAction, CareActionEvent, ServiceEntry
 from tanfang.care.rules import next_states
-from tanfang.registry.models import Elder, VisitorAssignment
-from tanfang.visits.services import VisitInput, visit_record
-from tests.factories import lonely_widow, make_tree, make_user
+from tanfang.registry.models import Elder
+from tests.factories import api_client, assign, lonely_widow, make_tree, make_user, record_visit
 
 pytestmark = pytest.mark.django_db
 
@@ -34,24 +30,8 @@ def _static_root(settings: Any) -> None:
 
 def visited(elder: Elder, visitor: Any, **sections: Any) -> None:
     """A consented in-home visit by ``visitor`` that found ``sections``."""
-    VisitorAssignment.objects.get_or_create(
-        elder=elder, visitor=visitor, defaults={"starts_on": timezone.localdate()}
-    )
-    now = timezone.now()
-    visit_record(
-        actor=visitor,
-        elder=elder,
-        data=VisitInput(
-            client_uuid=uuid.uuid4(),
-            mode="in_home",
-            started_at=now - dt.timedelta(minutes=30),
-            ended_at=now - dt.timedelta(minutes=10),
-            person_met="elder",
-            outcome="met",
-            sections=sections,
-            consent=True,
-        ),
-    )
+    assign(elder, visitor)
+    record_visit(visitor, elder, sections=sections, consent=True)
 
 
 FINDINGS = {
@@ -94,20 +74,12 @@ def world() -> dict[str, Any]:
     }
 
 
-def client_for(user: Any, language: str = "") -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    if language:
-        client.credentials(HTTP_ACCEPT_LANGUAGE=language)
-    return client
-
-
 def move(client: APIClient, action: CareAction, **body: Any) -> Any:
     return client.post(f"{ACTIONS}{action.pk}/move/", body, format="json")
 
 
 def test_the_visitor_lists_her_open_actions_soonest_due_first(world: dict[str, Any]) -> None:
-    response = client_for(world["visitor"], "en").get(ACTIONS)
+    response = api_client(world["visitor"], "en").get(ACTIONS)
     assert response.status_code == 200
     rows = response.json()["results"]
     assert [row["id"] for row in rows] == [world["gas"].pk, world["nursing"].pk]
@@ -124,8 +96,8 @@ def test_the_visitor_lists_her_open_actions_soonest_due_first(world: dict[str, A
 
 
 def test_lists_are_scoped_and_cost_the_same_queries_for_more_rows(world: dict[str, Any]) -> None:
-    assert client_for(world["other_visitor"]).get(ACTIONS).json()["results"] == []
-    worker = client_for(world["worker"])
+    assert api_client(world["other_visitor"]).get(ACTIONS).json()["results"] == []
+    worker = api_client(world["worker"])
     worker.get(ACTIONS)
 
     def listed() -> tuple[list[int], int]:
@@ -142,7 +114,7 @@ def test_lists_are_scoped_and_cost_the_same_queries_for_more_rows(world: dict[st
 
 
 def test_pages_follow_the_cursor(world: dict[str, Any]) -> None:
-    client = client_for(world["visitor"])
+    client = api_client(world["visitor"])
     first = client.get(ACTIONS, {"page_size": 1}).json()
     assert [row["id"] for row in first["results"]] == [world["gas"].pk]
     second = client.get(first["next"]).json()
@@ -151,7 +123,7 @@ def test_pages_follow_the_cursor(world: dict[str, Any]) -> None:
 
 
 def test_one_action_shows_its_history_and_is_audited(world: dict[str, Any]) -> None:
-    response = client_for(world["worker"]).get(f"{ACTIONS}{world['gas'].pk}/")
+    response = api_client(world["worker"]).get(f"{ACTIONS}{world['gas'].pk}/")
     assert response.status_code == 200
     events = response.json()["events"]
     assert [(e["event"], e["to_state"]) for e in events] == [("opened", "to_remind")]
@@ -163,10 +135,10 @@ def test_actions_outside_the_scope_are_not_found(world: dict[str, Any]) -> None:
     gas, far = world["gas"], world["far_gas"]
     cases = [("other_visitor", gas), ("fangshan_worker", gas), ("visitor", far), ("worker", far)]
     for name, action in cases:
-        client = client_for(world[name])
+        client = api_client(world[name])
         assert client.get(f"{ACTIONS}{action.pk}/").status_code == 404, name
         assert move(client, action, to="reminded").status_code == 404, name
-    assert client_for(world["supervisor"]).get(ACTIONS).status_code == 403
+    assert api_client(world["supervisor"]).get(ACTIONS).status_code == 403
     assert APIClient().get(ACTIONS).status_code == 401
     assert CareAction.objects.get(pk=gas.pk).state == "to_remind"
     assert CareAction.objects.get(pk=far.pk).state == "to_remind"
@@ -174,12 +146,12 @@ def test_actions_outside_the_scope_are_not_found(world: dict[str, Any]) -> None:
 
 
 def test_a_hazard_is_reminded_then_removed_and_leaves_the_list(world: dict[str, Any]) -> None:
-    client = client_for(world["visitor"])
+    client = api_client(world["visitor"])
     reminded = move(client, world["gas"], to="reminded", note="已提醒更换软管")
     assert reminded.status_code == 200, reminded.content
     assert reminded.json()["state"] == "reminded" and not reminded.json()["closed"]
     # The community worker closes it, as in the issue's browser flow.
-    removed = move(client_for(world["worker"]), world["gas"], to="removed", result="已更换")
+    removed = move(api_client(world["worker"]), world["gas"], to="removed", result="已更换")
     assert removed.status_code == 200
     body = removed.json()
     assert body["closed"] and body["closed_at"] and body["result"] == "已更换"
@@ -190,7 +162,7 @@ def test_a_hazard_is_reminded_then_removed_and_leaves_the_list(world: dict[str, 
 
 
 def test_impossible_steps_conflict_and_bad_input_names_its_field(world: dict[str, Any]) -> None:
-    client = client_for(world["visitor"], "en")
+    client = api_client(world["visitor"], "en")
     skipped = move(client, world["gas"], to="served")
     assert skipped.status_code == 409
     assert [e["field"] for e in skipped.json()["errors"]] == ["to"]
@@ -206,7 +178,7 @@ def test_impossible_steps_conflict_and_bad_input_names_its_field(world: dict[str
 def test_a_service_need_is_connected_to_a_service_of_the_elders_area(
     world: dict[str, Any],
 ) -> None:
-    client = client_for(world["visitor"])
+    client = api_client(world["visitor"])
     far = move(client, world["nursing"], to="connected", service=world["far_service"].pk)
     assert far.status_code == 400
     assert [e["field"] for e in far.json()["errors"]] == ["service"]

@@ -22,10 +22,17 @@ from rest_framework.test import APIClient
 from tanfang.accounts.models import Role
 from tanfang.audit.models import AuditAction, AuditEntry
 from tanfang.care.models import CareAction
-from tanfang.registry.models import Elder, VisitorAssignment
+from tanfang.registry.models import Elder
 from tanfang.visits.models import Visit, VisitRevision
 from tanfang.visits.status import status_refresh
-from tests.factories import lonely_widow, make_tree, make_user, parent_with_son
+from tests.factories import (
+    api_client,
+    assign,
+    lonely_widow,
+    make_tree,
+    make_user,
+    parent_with_son,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -39,12 +46,6 @@ def _static_root(settings: Any) -> None:
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
-def assign(elder: Elder, visitor: Any) -> None:
-    VisitorAssignment.objects.create(
-        elder=elder, visitor=visitor, starts_on=timezone.localdate() - dt.timedelta(days=60)
-    )
-
-
 @pytest.fixture
 def world() -> dict[str, Any]:
     tree = make_tree()
@@ -55,7 +56,7 @@ def world() -> dict[str, Any]:
     unassigned = parent_with_son(here, name="未分配")
     stranger = lonely_widow(there, name="赵外区")
     for elder in (widow, father):
-        assign(elder, visitor)
+        assign(elder, visitor, days_ago=60)
     status_refresh(elder_ids=[widow.pk, father.pk, unassigned.pk, stranger.pk])
     return {
         "tree": tree,
@@ -70,14 +71,6 @@ def world() -> dict[str, Any]:
         "supervisor": make_user(Role.DISTRICT_SUPERVISOR, tree.districts[0]),
         "partner": make_user(Role.DATA_PARTNER, tree.city),
     }
-
-
-def client_for(user: Any, language: str = "") -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    if language:
-        client.credentials(HTTP_ACCEPT_LANGUAGE=language)
-    return client
 
 
 def submission(elder: Elder, **changes: Any) -> dict[str, Any]:
@@ -107,7 +100,7 @@ def fields_of(response: Any) -> dict[str, dict[str, str]]:
 
 
 def test_worklist_shows_the_visitors_own_elders_without_identifiers(world: dict[str, Any]) -> None:
-    response = client_for(world["visitor"]).get(WORKLIST)
+    response = api_client(world["visitor"]).get(WORKLIST)
     assert response.status_code == 200
     body = response.json()
     rows = [*body["overdue"], *body["today"], *body["week"]]
@@ -123,7 +116,7 @@ def test_worklist_shows_the_visitors_own_elders_without_identifiers(world: dict[
 
 
 def test_worklist_costs_the_same_queries_for_more_elders(world: dict[str, Any]) -> None:
-    client = client_for(world["visitor"])
+    client = api_client(world["visitor"])
     client.get(WORKLIST)  # session and translations warmed up
 
     def queries() -> int:
@@ -134,19 +127,19 @@ def test_worklist_costs_the_same_queries_for_more_elders(world: dict[str, Any]) 
     before = queries()
     more = [lonely_widow(world["tree"].communities[0], name=f"多{i}") for i in range(3)]
     for elder in more:
-        assign(elder, world["visitor"])
+        assign(elder, world["visitor"], days_ago=60)
     status_refresh(elder_ids=[elder.pk for elder in more])
     assert queries() == before
 
 
 def test_worklist_of_a_community_worker_is_her_area(world: dict[str, Any]) -> None:
-    body = client_for(world["worker"]).get(WORKLIST).json()
+    body = api_client(world["worker"]).get(WORKLIST).json()
     ids = {row["elder_id"] for row in [*body["overdue"], *body["today"], *body["week"]]}
     assert ids == {world["widow"].pk, world["father"].pk, world["unassigned"].pk}
 
 
 def test_worklist_needs_the_capability(world: dict[str, Any]) -> None:
-    assert client_for(world["partner"]).get(WORKLIST).status_code == 403
+    assert api_client(world["partner"]).get(WORKLIST).status_code == 403
     assert APIClient().get(WORKLIST).status_code == 401
 
 
@@ -154,7 +147,7 @@ def test_worklist_needs_the_capability(world: dict[str, Any]) -> None:
 
 
 def test_summary_for_the_visit_screen_is_masked_and_audited(world: dict[str, Any]) -> None:
-    client = client_for(world["visitor"])
+    client = api_client(world["visitor"])
     for _ in range(6):
         client.post(VISITS, submission(world["father"]), format="json")
     response = client.get(f"/api/v1/elders/{world['father'].pk}/summary/")
@@ -178,7 +171,7 @@ def test_summary_for_the_visit_screen_is_masked_and_audited(world: dict[str, Any
 
 
 def test_summary_lists_the_open_care_actions_and_categories(world: dict[str, Any]) -> None:
-    client = client_for(world["visitor"], "en")
+    client = api_client(world["visitor"], "en")
     sections = {"safety": {"gas": {"hazard": True, "what": "hose cracked"}}}
     client.post(VISITS, submission(world["widow"], sections=sections, consent=True), format="json")
     body = client.get(f"/api/v1/elders/{world['widow'].pk}/summary/").json()
@@ -189,10 +182,10 @@ def test_summary_lists_the_open_care_actions_and_categories(world: dict[str, Any
 
 
 def test_summary_outside_the_scope_is_not_found(world: dict[str, Any]) -> None:
-    visitor = client_for(world["visitor"])
+    visitor = api_client(world["visitor"])
     for elder in (world["unassigned"], world["stranger"]):
         assert visitor.get(f"/api/v1/elders/{elder.pk}/summary/").status_code == 404
-    worker = client_for(world["worker"])
+    worker = api_client(world["worker"])
     assert worker.get(f"/api/v1/elders/{world['stranger'].pk}/summary/").status_code == 404
     assert worker.get("/api/v1/elders/999999/summary/").status_code == 404
     assert not AuditEntry.objects.filter(action=AuditAction.VIEW_RECORD).exists()
@@ -202,7 +195,7 @@ def test_summary_outside_the_scope_is_not_found(world: dict[str, Any]) -> None:
 
 
 def test_a_visit_is_recorded_once_however_often_it_is_sent(world: dict[str, Any]) -> None:
-    client = client_for(world["visitor"])
+    client = api_client(world["visitor"])
     body = submission(world["widow"])
     first = client.post(VISITS, body, format="json")
     assert first.status_code == 201, first.content
@@ -225,7 +218,7 @@ def test_a_visit_is_recorded_once_however_often_it_is_sent(world: dict[str, Any]
 
 
 def test_a_submission_id_belongs_to_one_elder(world: dict[str, Any]) -> None:
-    client = client_for(world["visitor"])
+    client = api_client(world["visitor"])
     body = submission(world["widow"])
     client.post(VISITS, body, format="json")
     reused = client.post(VISITS, {**body, "elder": world["father"].pk}, format="json")
@@ -239,7 +232,7 @@ def test_a_consented_visit_answers_with_its_care_actions(world: dict[str, Any]) 
         "safety": {"gas": {"hazard": True, "what": "灶具无熄火保护"}},
         "needs": {"kinds": ["rehabilitation_nursing"]},
     }
-    response = client_for(world["visitor"]).post(
+    response = api_client(world["visitor"]).post(
         VISITS, submission(world["widow"], sections=sections, consent=True), format="json"
     )
     assert response.status_code == 201
@@ -256,7 +249,7 @@ def test_errors_name_every_field_in_the_request_language(world: dict[str, Any]) 
         "ended_at": "yesterday",
         "location": {"latitude": 123},
     }
-    english = client_for(world["visitor"], "en").post(VISITS, bad, format="json")
+    english = api_client(world["visitor"], "en").post(VISITS, bad, format="json")
     assert english.status_code == 400
     errors = fields_of(english)
     assert set(errors) == {
@@ -272,7 +265,7 @@ def test_errors_name_every_field_in_the_request_language(world: dict[str, Any]) 
     assert errors["client_uuid"]["message"] == "This field is required."
     assert "UTC offset" in errors["started_at"]["message"]
     assert errors["location.longitude"]["label"] == "Check-in location · Longitude"
-    chinese = client_for(world["visitor"]).post(VISITS, bad, format="json")  # zh-hans default
+    chinese = api_client(world["visitor"]).post(VISITS, bad, format="json")  # zh-hans default
     assert fields_of(chinese)["client_uuid"]["message"] == "该字段是必填项。"
     assert not Visit.objects.exists()
 
@@ -286,7 +279,7 @@ def test_the_services_objections_name_their_fields(world: dict[str, Any]) -> Non
         person_met="nobody",
         sections={"safety": {"gas": {"hazard": "maybe"}}, "weather": {}},
     )
-    response = client_for(world["visitor"], "en").post(VISITS, body, format="json")
+    response = api_client(world["visitor"], "en").post(VISITS, body, format="json")
     assert response.status_code == 400
     errors = fields_of(response)
     assert {"ended_at", "person_met", "sections.safety.gas.hazard", "sections.weather"} <= set(
@@ -297,7 +290,7 @@ def test_the_services_objections_name_their_fields(world: dict[str, Any]) -> Non
 
 
 def test_a_visit_for_an_elder_outside_the_scope_is_refused(world: dict[str, Any]) -> None:
-    client = client_for(world["visitor"])
+    client = api_client(world["visitor"])
     for elder in (world["unassigned"], world["stranger"]):
         response = client.post(VISITS, submission(elder), format="json")
         assert response.status_code == 400
@@ -309,8 +302,8 @@ def test_a_visit_for_an_elder_outside_the_scope_is_refused(world: dict[str, Any]
 
 def test_recording_needs_the_capability(world: dict[str, Any]) -> None:
     body = submission(world["widow"])
-    assert client_for(world["supervisor"]).post(VISITS, body, format="json").status_code == 403
-    assert client_for(world["partner"]).post(VISITS, body, format="json").status_code == 403
+    assert api_client(world["supervisor"]).post(VISITS, body, format="json").status_code == 403
+    assert api_client(world["partner"]).post(VISITS, body, format="json").status_code == 403
     assert APIClient().post(VISITS, body, format="json").status_code == 401
     assert not Visit.objects.exists()
 
@@ -319,7 +312,7 @@ def test_recording_needs_the_capability(world: dict[str, Any]) -> None:
 
 
 def _recorded(world: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    response = client_for(world["visitor"]).post(
+    response = api_client(world["visitor"]).post(
         VISITS, submission(world["widow"], **changes), format="json"
     )
     assert response.status_code == 201, response.content
@@ -330,12 +323,12 @@ def test_a_visit_is_read_in_scope_and_audited(world: dict[str, Any]) -> None:
     visit = _recorded(world)
     url = f"{VISITS}{visit['id']}/"
     for reader in ("visitor", "worker", "supervisor"):
-        response = client_for(world[reader]).get(url)
+        response = api_client(world[reader]).get(url)
         assert response.status_code == 200, reader
         assert response.json()["client_uuid"] == visit["client_uuid"]
     for outsider in ("other_visitor", "fangshan_worker"):
-        assert client_for(world[outsider]).get(url).status_code == 404, outsider
-    assert client_for(world["partner"]).get(url).status_code == 403
+        assert api_client(world[outsider]).get(url).status_code == 404, outsider
+    assert api_client(world["partner"]).get(url).status_code == 403
     viewers = AuditEntry.objects.filter(action=AuditAction.VIEW_RECORD, elder_id=world["widow"].pk)
     assert sorted(viewers.values_list("actor_username", flat=True)) == sorted(
         [world["visitor"].username, world["worker"].username, world["supervisor"].username]
@@ -347,7 +340,7 @@ def test_the_author_corrects_within_24_hours_and_each_change_is_kept(
 ) -> None:
     visit = _recorded(world)
     url = f"{VISITS}{visit['id']}/"
-    client = client_for(world["visitor"])
+    client = api_client(world["visitor"])
     response = client.patch(
         url,
         {"outcome": "not_home", "person_met": "nobody", "sections": {}},
@@ -370,16 +363,16 @@ def test_corrections_by_others_after_24_hours_or_of_other_fields_are_refused(
 ) -> None:
     visit = _recorded(world)
     url = f"{VISITS}{visit['id']}/"
-    author = client_for(world["visitor"], "en")
+    author = api_client(world["visitor"], "en")
     unknown = author.patch(url, {"elder": world["father"].pk, "location": None}, format="json")
     assert unknown.status_code == 400
     assert set(fields_of(unknown)) == {"elder", "location"}
     wrong = author.patch(url, {"mode": "carrier_pigeon"}, format="json")
     assert wrong.status_code == 400 and set(fields_of(wrong)) == {"mode"}
-    other = client_for(world["worker"]).patch(url, {"notes": "改"}, format="json")
+    other = api_client(world["worker"]).patch(url, {"notes": "改"}, format="json")
     assert other.status_code == 403 and set(fields_of(other)) == {"visit"}
     for name, code in (("supervisor", 403), ("other_visitor", 404)):
-        refused = client_for(world[name]).patch(url, {"notes": "改"}, format="json")
+        refused = api_client(world[name]).patch(url, {"notes": "改"}, format="json")
         assert refused.status_code == code, name
     Visit.objects.filter(pk=visit["id"]).update(locked_after=timezone.now() - dt.timedelta(1))
     locked = author.patch(url, {"notes": "太晚了"}, format="json")
@@ -400,7 +393,7 @@ def test_the_same_submission_sent_at_once_by_many_threads_is_one_visit() -> None
     tree = make_tree()
     visitor = make_user(Role.VISITOR, tree.communities[0])
     elder = lonely_widow(tree.communities[0])
-    assign(elder, visitor)
+    assign(elder, visitor, days_ago=60)
     key = Token.objects.create(user=visitor).key
     body = submission(elder, consent=True, sections={"safety": {"gas": {"hazard": True}}})
     threads = 8

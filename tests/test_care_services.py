@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
-from django.utils import timezone
 
 from tanfang.accounts.models import Role
 from tanfang.care.models import CareAction, CareActionEvent
 from tanfang.care.rules import CareState, can_move, default_due, next_states
 from tanfang.care.services import CareError, care_action_move, care_actions_escalate
-from tanfang.registry.models import VisitorAssignment
 from tanfang.visits.models import ElderVisitStatus
-from tanfang.visits.services import VisitInput, visit_record
-from tests.factories import lonely_widow, make_tree, make_user
+from tests.factories import assigned_visitor, make_tree, make_user, record_visit
 
 pytestmark = pytest.mark.django_db
 
@@ -36,24 +32,13 @@ def test_rules_walk_each_kind_to_a_closing_step():
 def gas_action():
     tree = make_tree()
     community = tree.communities[0]
-    visitor = make_user(Role.VISITOR, community)
+    visitor, elder = assigned_visitor(community)
     worker = make_user(Role.COMMUNITY_WORKER, community)
-    elder = lonely_widow(community)
-    VisitorAssignment.objects.create(elder=elder, visitor=visitor, starts_on=timezone.localdate())
-    now = timezone.now()
-    visit, _ = visit_record(
-        actor=visitor,
-        elder=elder,
-        data=VisitInput(
-            client_uuid=uuid.uuid4(),
-            mode="in_home",
-            started_at=now - dt.timedelta(minutes=20),
-            ended_at=now - dt.timedelta(minutes=5),
-            person_met="elder",
-            outcome="met",
-            sections={"safety": {"gas": {"hazard": True, "what": "灶具无熄火保护"}}},
-            consent=True,
-        ),
+    visit = record_visit(
+        visitor,
+        elder,
+        sections={"safety": {"gas": {"hazard": True, "what": "灶具无熄火保护"}}},
+        consent=True,
     )
     return CareAction.objects.get(visit=visit, kind="hazard"), visitor, worker
 

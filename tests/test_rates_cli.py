@@ -7,7 +7,6 @@ import csv
 import datetime as dt
 import io
 import json
-import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,9 +16,8 @@ from django.core.management.base import CommandError
 from tanfang.visits.management.commands.rates import CSV_COLUMNS
 from tanfang.visits.management.commands.rates import Command as RatesCommand
 from tanfang.visits.models import ElderVisitStatus, RateSnapshot
-from tanfang.visits.services import VisitInput, visit_record
 from tanfang.visits.status import status_refresh
-from tests.factories import make_elder, make_tree
+from tests.factories import make_elder, make_tree, record_visit
 
 pytestmark = pytest.mark.django_db
 
@@ -35,17 +33,8 @@ def tree():
     make_elder(tree.communities[0], name="乙")
     make_elder(tree.communities[0], name="丙", life_status="deceased")
     started = dt.datetime(2026, 3, 3, 10, 0, tzinfo=SHANGHAI)
-    visit_record(
-        actor=None,
-        elder=first,
-        data=VisitInput(
-            client_uuid=uuid.uuid4(),
-            mode="phone",
-            started_at=started,
-            ended_at=started + dt.timedelta(minutes=5),
-            person_met="elder",
-            outcome="met",
-        ),
+    record_visit(
+        None, first, mode="phone", started_at=started, ended_at=started + dt.timedelta(minutes=5)
     )
     status_refresh(on=dt.date(2026, 3, 5))
     return tree

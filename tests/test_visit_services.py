@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
 from django.utils import timezone
@@ -13,8 +12,14 @@ from tanfang.audit.models import AuditAction, AuditEntry
 from tanfang.care.models import CareAction, CareActionEvent
 from tanfang.registry.models import LifeStatus, VisitorAssignment
 from tanfang.visits.models import ElderVisitStatus, Visit, VisitRevision
-from tanfang.visits.services import VisitError, VisitInput, visit_correct, visit_record
-from tests.factories import lonely_widow, make_tree, make_user, parent_with_son
+from tanfang.visits.services import VisitError, visit_correct, visit_record
+from tests.factories import (
+    assigned_visitor,
+    make_tree,
+    make_user,
+    parent_with_son,
+    visit_input,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -23,32 +28,13 @@ pytestmark = pytest.mark.django_db
 def setting():
     tree = make_tree()
     community = tree.communities[0]
-    visitor = make_user(Role.VISITOR, community)
-    elder = lonely_widow(community)
-    VisitorAssignment.objects.create(
-        elder=elder, visitor=visitor, starts_on=timezone.localdate() - dt.timedelta(days=30)
-    )
+    visitor, elder = assigned_visitor(community, days_ago=30)
     return tree, visitor, elder
-
-
-def _input(**kw) -> VisitInput:
-    now = timezone.now()
-    values = {
-        "client_uuid": uuid.uuid4(),
-        "mode": "in_home",
-        "started_at": now - dt.timedelta(minutes=30),
-        "ended_at": now - dt.timedelta(minutes=10),
-        "person_met": "elder",
-        "outcome": "met",
-        "sections": {},
-    }
-    values.update(kw)
-    return VisitInput(**values)
 
 
 def test_a_visit_is_recorded_with_its_derived_fields_and_an_audit_entry(setting):
     _, visitor, elder = setting
-    visit, created = visit_record(actor=visitor, elder=elder, data=_input())
+    visit, created = visit_record(actor=visitor, elder=elder, data=visit_input())
     assert created
     local = timezone.localtime(visit.started_at).date()
     assert visit.local_date == local
@@ -67,7 +53,7 @@ def test_a_visit_is_recorded_with_its_derived_fields_and_an_audit_entry(setting)
 
 def test_the_same_submission_twice_is_one_visit(setting):
     _, visitor, elder = setting
-    data = _input()
+    data = visit_input()
     first, created_first = visit_record(actor=visitor, elder=elder, data=data)
     second, created_second = visit_record(actor=visitor, elder=elder, data=data)
     assert (created_first, created_second) == (True, False)
@@ -79,7 +65,7 @@ def test_a_submission_id_cannot_be_reused_for_another_elder(setting):
     tree, visitor, elder = setting
     other = parent_with_son(tree.communities[0])
     VisitorAssignment.objects.create(elder=other, visitor=visitor, starts_on=timezone.localdate())
-    data = _input()
+    data = visit_input()
     visit_record(actor=visitor, elder=elder, data=data)
     with pytest.raises(VisitError) as caught:
         visit_record(actor=visitor, elder=other, data=data)
@@ -89,7 +75,7 @@ def test_a_submission_id_cannot_be_reused_for_another_elder(setting):
 def test_a_not_home_visit_is_kept_but_does_not_count(setting):
     _, visitor, elder = setting
     visit, _ = visit_record(
-        actor=visitor, elder=elder, data=_input(outcome="not_home", person_met="nobody")
+        actor=visitor, elder=elder, data=visit_input(outcome="not_home", person_met="nobody")
     )
     assert visit.counts is False
     assert ElderVisitStatus.objects.get(elder=elder).last_counted_at is None
@@ -98,7 +84,7 @@ def test_a_not_home_visit_is_kept_but_does_not_count(setting):
 def test_every_error_is_reported_with_its_field(setting):
     _, visitor, elder = setting
     now = timezone.now()
-    bad = _input(
+    bad = visit_input(
         mode="telepathy",
         outcome="met",
         person_met="nobody",
@@ -118,13 +104,15 @@ def test_a_visitor_cannot_record_a_visit_for_an_elder_not_hers(setting):
     tree, visitor, _ = setting
     stranger = parent_with_son(tree.communities[0])
     with pytest.raises(VisitError):
-        visit_record(actor=visitor, elder=stranger, data=_input())
+        visit_record(actor=visitor, elder=stranger, data=visit_input())
     assert not Visit.objects.exists()
 
 
 def test_deceased_outcome_updates_life_status_and_the_elder_is_no_longer_due(setting):
     _, visitor, elder = setting
-    visit_record(actor=visitor, elder=elder, data=_input(outcome="deceased", person_met="family"))
+    visit_record(
+        actor=visitor, elder=elder, data=visit_input(outcome="deceased", person_met="family")
+    )
     elder.refresh_from_db()
     assert elder.life_status == LifeStatus.DECEASED
     status = ElderVisitStatus.objects.get(elder=elder)
@@ -139,7 +127,7 @@ def test_consented_findings_open_care_actions_once(setting):
         "needs": {"kinds": ["rehabilitation_nursing"]},
     }
     visit, _ = visit_record(
-        actor=visitor, elder=elder, data=_input(sections=sections, consent=True)
+        actor=visitor, elder=elder, data=visit_input(sections=sections, consent=True)
     )
     actions = {(a.kind, a.subject): a for a in CareAction.objects.filter(visit=visit)}
     assert ("hazard", "gas") in actions
@@ -157,13 +145,13 @@ def test_consented_findings_open_care_actions_once(setting):
 def test_no_consent_no_care_actions(setting):
     _, visitor, elder = setting
     sections = {"safety": {"gas": {"hazard": True, "what": "漏气"}}}
-    visit, _ = visit_record(actor=visitor, elder=elder, data=_input(sections=sections))
+    visit, _ = visit_record(actor=visitor, elder=elder, data=visit_input(sections=sections))
     assert not CareAction.objects.filter(visit=visit).exists()
 
 
 def test_the_author_corrects_within_a_day_and_every_change_is_kept(setting):
     _, visitor, elder = setting
-    visit, _ = visit_record(actor=visitor, elder=elder, data=_input(mode="phone"))
+    visit, _ = visit_record(actor=visitor, elder=elder, data=visit_input(mode="phone"))
     corrected = visit_correct(actor=visitor, visit=visit, changes={"mode": "in_home"})
     assert corrected.mode == "in_home"
     assert corrected.revision == 2
@@ -174,7 +162,7 @@ def test_the_author_corrects_within_a_day_and_every_change_is_kept(setting):
 
 def test_only_the_author_and_only_for_24_hours(setting):
     tree, visitor, elder = setting
-    visit, _ = visit_record(actor=visitor, elder=elder, data=_input())
+    visit, _ = visit_record(actor=visitor, elder=elder, data=visit_input())
     worker = make_user(Role.COMMUNITY_WORKER, tree.communities[0])
     with pytest.raises(VisitError):
         visit_correct(actor=worker, visit=visit, changes={"notes": "x"})
@@ -188,6 +176,6 @@ def test_only_the_author_and_only_for_24_hours(setting):
 def test_an_import_without_actor_records_for_any_elder(setting):
     _, _, elder = setting
     visit, created = visit_record(
-        actor=None, elder=elder, data=_input(visitor_name="驿站 王"), source="import"
+        actor=None, elder=elder, data=visit_input(visitor_name="驿站 王"), source="import"
     )
     assert created and visit.visitor is None and visit.visitor_name == "驿站 王"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,8 @@ from tanfang.audit.models import AuditAction, AuditEntry
 from tanfang.care.models import CareAction, CareActionEvent, ServiceEntry
 from tanfang.care.rules import next_states
 from tanfang.care.services import care_actions_escalate
-from tanfang.registry.models import Elder, VisitorAssignment
-from tanfang.visits.services import VisitInput, visit_record
-from tests.factories import Tree, lonely_widow, make_tree, make_user
+from tanfang.registry.models import Elder
+from tests.factories import Tree, assigned_visitor, make_tree, make_user, record_visit
 
 pytestmark = pytest.mark.django_db
 
@@ -43,36 +41,21 @@ class Place:
     nursing: CareAction
 
 
-def _visit(visitor: User, elder: Elder) -> None:
-    now = timezone.now()
-    visit_record(
-        actor=visitor,
-        elder=elder,
-        data=VisitInput(
-            client_uuid=uuid.uuid4(),
-            mode="in_home",
-            started_at=now - dt.timedelta(minutes=30),
-            ended_at=now - dt.timedelta(minutes=10),
-            person_met="elder",
-            outcome="met",
-            sections={
-                "safety": {"gas": {"hazard": True, "what": "软管开裂"}},
-                "needs": {"kinds": ["rehabilitation_nursing"]},
-            },
-            consent=True,
-        ),
-    )
-
-
 @pytest.fixture
 def place() -> Place:
     tree = make_tree()
     community = tree.communities[0]
-    visitor = make_user(Role.VISITOR, community)
+    visitor, elder = assigned_visitor(community)
     worker = make_user(Role.COMMUNITY_WORKER, community)
-    elder = lonely_widow(community)
-    VisitorAssignment.objects.create(elder=elder, visitor=visitor, starts_on=timezone.localdate())
-    _visit(visitor, elder)
+    record_visit(
+        visitor,
+        elder,
+        sections={
+            "safety": {"gas": {"hazard": True, "what": "软管开裂"}},
+            "needs": {"kinds": ["rehabilitation_nursing"]},
+        },
+        consent=True,
+    )
     return Place(
         tree,
         visitor,

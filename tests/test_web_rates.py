@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,9 @@ from tanfang.registry.models import Elder
 from tanfang.visits.models import RateSnapshot
 from tanfang.visits.obligations import Frequency, period_of
 from tanfang.visits.rates import rate_snapshot_close
-from tanfang.visits.services import VisitInput, visit_record
 from tanfang.visits.status import status_refresh
 from tanfang.web.views import rates_page
-from tests.factories import Tree, make_elder, make_tree, make_user
+from tests.factories import Tree, make_elder, make_tree, make_user, record_visit
 
 pytestmark = pytest.mark.django_db
 
@@ -52,17 +50,12 @@ def visited_now(elder: Elder) -> None:
     week_start = period_of(timezone.localdate(), Frequency.WEEK)[0]
     start = timezone.make_aware(dt.datetime.combine(week_start, dt.time(0, 1)))
     started = max(timezone.now() - dt.timedelta(minutes=10), start)
-    visit_record(
-        actor=None,
-        elder=elder,
-        data=VisitInput(
-            client_uuid=uuid.uuid4(),
-            mode="phone",
-            started_at=started,
-            ended_at=started + dt.timedelta(minutes=5),
-            person_met="elder",
-            outcome="met",
-        ),
+    record_visit(
+        None,
+        elder,
+        mode="phone",
+        started_at=started,
+        ended_at=started + dt.timedelta(minutes=5),
         source="import",
     )
 

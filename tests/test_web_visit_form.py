@@ -18,10 +18,9 @@ from django.utils import timezone, translation
 from tanfang.accounts.models import Role, User
 from tanfang.audit.models import AuditAction, AuditEntry
 from tanfang.care.models import CareAction
-from tanfang.registry.models import Elder, VisitorAssignment
+from tanfang.registry.models import Elder
 from tanfang.visits.models import Visit, VisitRevision
-from tanfang.visits.services import VisitInput, visit_record
-from tests.factories import lonely_widow, make_tree, make_user, parent_with_son
+from tests.factories import assigned_visitor, make_tree, make_user, parent_with_son, record_visit
 
 pytestmark = pytest.mark.django_db
 
@@ -43,13 +42,9 @@ class Place:
 def place() -> Place:
     tree = make_tree()
     community = tree.communities[0]
-    visitor = make_user(Role.VISITOR, community)
+    visitor, elder = assigned_visitor(community, days_ago=30)
     worker = make_user(Role.COMMUNITY_WORKER, community)
-    elder = lonely_widow(community)
     other = parent_with_son(community)
-    VisitorAssignment.objects.create(
-        elder=elder, visitor=visitor, starts_on=timezone.localdate() - dt.timedelta(days=30)
-    )
     return Place(visitor, worker, elder, other)
 
 
@@ -253,20 +248,14 @@ def test_a_supervisor_who_does_not_record_visits_is_refused(place: Place) -> Non
 
 
 def _recorded(place: Place, **kw: Any) -> Visit:
-    now = timezone.now()
     values: dict[str, Any] = {
-        "client_uuid": uuid.uuid4(),
         "mode": "phone",
-        "started_at": now - dt.timedelta(minutes=30),
-        "ended_at": now - dt.timedelta(minutes=20),
-        "person_met": "elder",
-        "outcome": "met",
+        "ended_at": timezone.now() - dt.timedelta(minutes=20),
         "sections": {"health": {"mobility": "independent"}},
         "notes": "电话问候",
     }
     values.update(kw)
-    visit, _ = visit_record(actor=place.visitor, elder=place.elder, data=VisitInput(**values))
-    return visit
+    return record_visit(place.visitor, place.elder, **values)
 
 
 def test_the_author_corrects_her_record_and_every_change_is_kept(place: Place) -> None:

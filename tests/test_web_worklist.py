@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,17 @@ from django.utils import timezone
 from tanfang.accounts.models import Role, User
 from tanfang.areas.models import Area
 from tanfang.audit.models import AuditAction, AuditEntry
-from tanfang.registry.models import Elder, VisitorAssignment
+from tanfang.registry.models import Elder
 from tanfang.visits.models import ElderVisitStatus, VisitSurge
 from tanfang.visits.obligations import Frequency, period_of
-from tanfang.visits.services import VisitInput, visit_record
-from tests.factories import lonely_widow, make_tree, make_user, parent_with_son
+from tests.factories import (
+    assign,
+    lonely_widow,
+    make_tree,
+    make_user,
+    parent_with_son,
+    record_visit,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -63,9 +68,7 @@ def elder_for(place: Place, name: str, *, assigned: bool = True, **status: Any) 
     nightly job would have stored it."""
     elder = lonely_widow(place.community, name=name)
     if assigned:
-        VisitorAssignment.objects.create(
-            elder=elder, visitor=place.visitor, starts_on=timezone.localdate()
-        )
+        assign(elder, place.visitor)
     ElderVisitStatus.objects.update_or_create(
         elder=elder,
         defaults={
@@ -150,21 +153,12 @@ def test_a_community_worker_sees_the_due_elders_of_her_community(place: Place) -
 def test_surges_holidays_and_open_care_actions_show_on_the_card(place: Place) -> None:
     today = timezone.localdate()
     elder = lonely_widow(place.community, name="热浪庚")
-    VisitorAssignment.objects.create(elder=elder, visitor=place.visitor, starts_on=today)
-    now = timezone.now()
-    visit_record(
-        actor=place.visitor,
-        elder=elder,
-        data=VisitInput(
-            client_uuid=uuid.uuid4(),
-            mode="in_home",
-            started_at=now - dt.timedelta(minutes=30),
-            ended_at=now - dt.timedelta(minutes=10),
-            person_met="elder",
-            outcome="met",
-            sections={"safety": {"gas": {"hazard": True, "what": "漏气"}}},
-            consent=True,
-        ),
+    assign(elder, place.visitor)
+    record_visit(
+        place.visitor,
+        elder,
+        sections={"safety": {"gas": {"hazard": True, "what": "漏气"}}},
+        consent=True,
     )
     VisitSurge.objects.create(
         code="heat-2026",
@@ -227,7 +221,7 @@ def test_another_visitors_elders_never_show(place: Place) -> None:
     today = timezone.localdate()
     colleague = make_user(Role.VISITOR, place.community)
     theirs = parent_with_son(place.community)
-    VisitorAssignment.objects.create(elder=theirs, visitor=colleague, starts_on=today)
+    assign(theirs, colleague)
     ElderVisitStatus.objects.create(
         elder=theirs, community=place.community, next_due_on=today, computed_on=today
     )

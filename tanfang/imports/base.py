@@ -11,12 +11,14 @@ checks cannot be separated from writing (areas) may instead raise ``ImportReject
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Protocol
 
 from django.utils.translation import gettext as _
+
+from tanfang.areas.models import Area
 
 MAX_REPORTED_ERRORS = 1000
 
@@ -108,6 +110,21 @@ class ImportContext:
     @property
     def scoped(self) -> bool:
         return getattr(self.actor, "pk", None) is not None
+
+
+def smallest_area_code(community_ids: Collection[int]) -> str:
+    """The code of the smallest area holding all these communities ("" for none): where
+    the audit entry of an import is placed."""
+    areas = list(
+        Area.objects.filter(pk__in=community_ids).values_list(
+            "pk", "subdistrict_id", "district_id", "city_id"
+        )
+    )
+    for column in range(4):
+        ids = {area[column] for area in areas}
+        if len(ids) == 1 and None not in ids:
+            return Area.objects.get(pk=ids.pop()).code
+    return ""
 
 
 class ImportRejected(Exception):

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from django.utils.translation import gettext as _
 
 from tanfang.areas.models import Area, AreaLevel
-from tanfang.imports.base import Counts, ImportContext, register
+from tanfang.imports.base import Counts, ImportContext, register, smallest_area_code
 from tanfang.imports.parsing import Parsed, batches
 from tanfang.imports.readers import open_table
 from tanfang.imports.rows import Layout, merge_into
@@ -140,19 +140,6 @@ class _AreaCheck:
         error = self.layout.error(row, code, message)
         self.ctx.errors.add(error.row, error.column, error.message, error.letter)
 
-    def common_area_code(self) -> str:
-        """The code of the smallest area holding every community touched (for the audit)."""
-        areas = list(
-            Area.objects.filter(pk__in=self.touched_communities).values_list(
-                "pk", "subdistrict_id", "district_id", "city_id"
-            )
-        )
-        for column in range(4):
-            ids = {area[column] for area in areas}
-            if len(ids) == 1 and None not in ids:
-                return Area.objects.get(pk=ids.pop()).code
-        return ""
-
 
 @register("elders", template=write_elders_template)
 class EldersImporter:
@@ -214,7 +201,7 @@ class EldersImporter:
                 ),
             )
             ctx.errors.add(error.row, error.column, error.message, error.letter)
-        ctx.area_code = check.common_area_code()
+        ctx.area_code = smallest_area_code(check.touched_communities)
 
     def _spooled(self) -> Iterator[tuple[int, bytes, ElderRecord]]:
         assert self.spool is not None

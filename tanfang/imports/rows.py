@@ -10,7 +10,7 @@ date), and statements that contradict each other.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 from django.utils import timezone
@@ -19,15 +19,8 @@ from django.utils.translation import gettext as _
 from tanfang.core import crypto
 from tanfang.imports import values as v
 from tanfang.imports.base import ErrorList, RowError
-from tanfang.imports.columns import (
-    CHILD_FIELD_OF,
-    ELDER_COLUMNS,
-    IGNORED_HEADERS,
-    Column,
-    HeaderIndex,
-    _normal,
-)
-from tanfang.imports.readers import column_letter
+from tanfang.imports.columns import CHILD_FIELD_OF, ELDER_COLUMNS, IGNORED_HEADERS, HeaderIndex
+from tanfang.imports.headers import Placed, read_header_row, unnamed_cell_errors
 from tanfang.registry.identity import IdentifierError, gender_of, normalise_id_number
 from tanfang.registry.records import (
     UNSET,
@@ -87,16 +80,6 @@ _HEADERS = HeaderIndex.build()
 _DEFAULT_HEADER = {column.code: column.header for column in ELDER_COLUMNS}
 
 
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """A column of the file: where it is, what it is, and how the file heads it."""
-
-    index: int
-    column: Column
-    header: str
-    letter: str
-
-
 class Layout:
     """The columns of one file, read from its header row."""
 
@@ -125,38 +108,15 @@ class Layout:
     @classmethod
     def read(cls, header: list[str], errors: ErrorList) -> Layout | None:
         """The layout, or None when the file cannot be read at all (no ID column)."""
-        placed: list[Placed] = []
-        unnamed: list[int] = []
-        where: dict[str, str] = {}
-        for index, text in enumerate(header):
-            letter = column_letter(index)
-            if not text:
-                unnamed.append(index)
-                continue
-            column = _HEADERS.find(text)
-            if column is None:
-                if _normal(text) not in IGNORED_HEADERS:
-                    errors.add(1, text, _("unknown column: the template lists the columns"), letter)
-                continue
-            if column.code in where:
-                errors.add(
-                    1,
-                    text,
-                    _("this column appears twice (also column %(letter)s)")
-                    % {"letter": where[column.code]},
-                    letter,
-                )
-                continue
-            where[column.code] = letter
-            placed.append(Placed(index, column, text, letter))
-        if "id_number" not in where:
+        found = read_header_row(header, errors, find=_HEADERS.find, ignored=IGNORED_HEADERS)
+        if "id_number" not in found.codes:
             errors.add(
                 1,
                 _DEFAULT_HEADER["id_number"],
                 _("the file has no column of resident ID numbers (公民身份号码)"),
             )
             return None
-        return cls(placed, unnamed)
+        return cls(found.placed, found.unnamed)
 
     def header_of(self, code: str) -> tuple[str, str]:
         """The header and letter of a column, or its Chinese header if the file lacks it."""
@@ -197,11 +157,7 @@ class Layout:
                 found[code] = _BAD
             if group:
                 groups.add(group)
-        for index in self.unnamed:
-            if index < len(cells) and not v.is_blank(cells[index]):
-                errors.append(
-                    RowError(row, "", _("this column has no header"), column_letter(index))
-                )
+        errors.extend(unnamed_cell_errors(row, cells, self.unnamed))
         return _RowReader(self, row, found, errors, groups).record()
 
 

@@ -1,4 +1,5 @@
-"""The downloadable xlsx template of the elders file, made from ``columns.py``.
+"""The downloadable xlsx template of the elders file, made from ``columns.py`` (the visits
+file's is made by the same ``write_template``).
 
 The first sheet holds the Chinese header row, drop-down lists where a column takes fixed
 values, and text format on identifier columns (Excel would otherwise round an 18-digit ID
@@ -8,6 +9,7 @@ renders the same explanation for docs/import.md.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from typing import BinaryIO
 
@@ -22,15 +24,40 @@ NOTES_SHEET = "填写说明"
 
 
 def write_elders_template(stream: BinaryIO) -> None:
+    columns = template_columns()
+    write_template(
+        stream,
+        data_sheet=DATA_SHEET,
+        columns=columns,
+        documented=documented_columns(columns),
+        note_widths=(18, 26, 18, 60, 40, 24),
+        general_notes=_general_notes(),
+        list_error=_("Choose one of the listed values."),
+    )
+
+
+def write_template(
+    stream: BinaryIO,
+    *,
+    data_sheet: str,
+    columns: Sequence[Column],
+    documented: Sequence[Column],
+    note_widths: tuple[int, int, int, int, int, int],
+    general_notes: Sequence[str] = (),
+    list_error: str | None = None,
+) -> None:
+    """An xlsx template of any kind of file: the header row of ``columns`` with drop-down
+    lists and text format, then a sheet explaining the ``documented`` columns, one a row, and
+    the ``general_notes`` below them. ``list_error``: what Excel says when a cell of a
+    drop-down list gets another value (without it, Excel accepts the value)."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.worksheet.datavalidation import DataValidation
 
-    columns = template_columns()
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
-    sheet.title = DATA_SHEET
+    sheet.title = data_sheet
     bold = Font(bold=True)
     fill = PatternFill("solid", fgColor="DDEBF7")
     for index, column in enumerate(columns):
@@ -45,9 +72,10 @@ def write_elders_template(stream: BinaryIO) -> None:
                 type="list",
                 formula1='"' + ",".join(column.offered) + '"',
                 allow_blank=True,
-                showErrorMessage=True,
+                showErrorMessage=list_error is not None,
             )
-            validation.error = _("Choose one of the listed values.")
+            if list_error is not None:
+                validation.error = list_error
             validation.add(f"{letter}2:{letter}{TEMPLATE_ROWS + 1}")
             sheet.add_data_validation(validation)
     sheet.freeze_panes = "A2"
@@ -57,16 +85,17 @@ def write_elders_template(stream: BinaryIO) -> None:
     notes.append(titles)
     for cell in notes[1]:
         cell.font, cell.fill = bold, fill
-    for column in documented_columns(columns):
+    for column in documented:
         notes.append(_note_row(column))
-    for letter, width in zip("ABCDEF", (18, 26, 18, 60, 40, 24), strict=True):
+    for letter, width in zip("ABCDEF", note_widths, strict=True):
         notes.column_dimensions[letter].width = width
     for row in notes.iter_rows(min_row=2):
         for cell in row:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
-    notes.append([])
-    for line in _general_notes():
-        notes.append([line])
+    if general_notes:
+        notes.append([])
+        for line in general_notes:
+            notes.append([line])
     workbook.save(stream)
 
 
@@ -123,17 +152,22 @@ def _general_notes() -> list[str]:
 
 def columns_markdown() -> str:
     """The column table of docs/import.md (English; the test keeps the two equal)."""
+    return columns_table(documented_columns(template_columns()))
+
+
+def columns_table(columns: Iterable[Column], *, required: Collection[str] = ()) -> str:
+    """A Markdown table of ``columns`` under their sections; ``required`` ones marked *."""
     lines = [
         "| Header | Code | Meaning | Allowed values | Example |",
         "| --- | --- | --- | --- | --- |",
     ]
     section = ""
-    for column in documented_columns(template_columns()):
+    for column in columns:
         if str(column.section) != section:
             section = str(column.section)
             lines.append(f"| **{section}** | | | | |")
         cells = [
-            column.header,
+            column.header + (" *" if column.code in required else ""),
             f"`{column.code}`",
             str(column.meaning),
             str(column.allowed),

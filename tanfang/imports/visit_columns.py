@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from django.utils.translation import gettext as _g
 from django.utils.translation import gettext_lazy as _
 
 from tanfang.imports import values as v
-from tanfang.imports.columns import YES_NO_TEXT, Column, _normal
+from tanfang.imports.columns import ELDER_COLUMNS, YES_NO_TEXT, Column, _enum, _normal
 from tanfang.visits.obligations import SHANGHAI
 
 MODE = {
@@ -201,46 +202,27 @@ def findings(tokens: Mapping[str, str]) -> v.Parser:
     return parse
 
 
-def _choices(tokens: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
-    offered = v.offered_tokens(tokens)
-    return offered, " / ".join(offered)
-
-
-def _enum(
-    code: str, header: str, section: Any, meaning: Any, tokens: Mapping[str, str], example: str
-) -> Column:
-    offered, allowed = _choices(tokens)
-    return Column(
-        code, header, section, meaning, allowed, example, v.choice(tokens), offered=offered
-    )
-
-
 ELDER = _("Elder")
 VISIT = _("Visit")
 FINDINGS = _("Findings (optional)")
+# The elder's columns read as in the elders file.
+_ELDER_COLUMN = {column.code: column for column in ELDER_COLUMNS}
 MOMENT_TEXT = _("a date and time, e.g. 2026-03-05 09:30 (Beijing time; 2026/3/5 9:30 also works)")
 
 VISIT_COLUMNS: tuple[Column, ...] = (
-    Column(
-        "id_number",
-        "公民身份号码",
-        ELDER,
-        _("Resident ID number of the elder visited (18 characters); she must be in the registry."),
-        _("18 characters, last one a digit or X"),
-        "110101194005019006",
-        v.identifier,
-        as_text=True,
-        aliases=("身份证号", "身份证号码", "公民身份证号码"),
-        width=21,
+    replace(
+        _ELDER_COLUMN["id_number"],
+        section=ELDER,
+        meaning=_(
+            "Resident ID number of the elder visited (18 characters); she must be in the registry."
+        ),
     ),
-    Column(
-        "name",
-        "姓名",
-        ELDER,
-        _("The elder's name; when given it must be the registry's name for that ID number."),
-        _("text, at most 64 characters"),
-        "王秀兰",
-        v.text(64),
+    replace(
+        _ELDER_COLUMN["name"],
+        section=ELDER,
+        meaning=_(
+            "The elder's name; when given it must be the registry's name for that ID number."
+        ),
         aliases=("老人姓名",),
     ),
     Column(

@@ -25,7 +25,6 @@ from typing import Any, BinaryIO
 
 from django.utils.translation import gettext as _
 
-from tanfang.areas.models import Area
 from tanfang.core import crypto
 from tanfang.imports import values as v
 from tanfang.imports.base import (
@@ -35,8 +34,11 @@ from tanfang.imports.base import (
     ImportRejected,
     RowError,
     register,
+    smallest_area_code,
 )
-from tanfang.imports.readers import column_letter, open_table
+from tanfang.imports.headers import Placed, read_header_row, unnamed_cell_errors
+from tanfang.imports.readers import open_table
+from tanfang.imports.template import columns_table, write_template
 from tanfang.imports.visit_columns import (
     HEADER_OF,
     IGNORED_HEADERS,
@@ -77,55 +79,23 @@ def client_uuid_of(*, source_system: str, external_id: str, key: str = "") -> uu
     return uuid.uuid5(VISIT_IMPORT_NAMESPACE, name)
 
 
-@dataclass(frozen=True, slots=True)
-class _Placed:
-    index: int
-    code: str
-    header: str
-    letter: str
-    parse: v.Parser
-
-
 class _Layout:
     """The columns of one visits file, read from its header row."""
 
-    def __init__(self, placed: list[_Placed], unnamed: list[int]) -> None:
+    def __init__(self, placed: list[Placed], unnamed: list[int]) -> None:
         self.placed = placed
         self.unnamed = unnamed
-        self.by_code = {p.code: p for p in placed}
+        self.by_code = {p.column.code: p for p in placed}
 
     @classmethod
     def read(cls, header: list[str], errors: ErrorList) -> _Layout | None:
-        placed: list[_Placed] = []
-        unnamed: list[int] = []
-        where: dict[str, str] = {}
-        for index, text in enumerate(header):
-            letter = column_letter(index)
-            if not text:
-                unnamed.append(index)
-                continue
-            column = find_column(text)
-            if column is None:
-                if text.strip().lower() not in IGNORED_HEADERS:
-                    errors.add(1, text, _("unknown column: the template lists the columns"), letter)
-                continue
-            if column.code in where:
-                errors.add(
-                    1,
-                    text,
-                    _("this column appears twice (also column %(letter)s)")
-                    % {"letter": where[column.code]},
-                    letter,
-                )
-                continue
-            where[column.code] = letter
-            placed.append(_Placed(index, column.code, text, letter, column.parse))
-        missing = [code for code in REQUIRED if code not in where]
+        found = read_header_row(header, errors, find=find_column, ignored=IGNORED_HEADERS)
+        missing = [code for code in REQUIRED if code not in found.codes]
         for code in missing:
             errors.add(1, HEADER_OF[code], _("the file has no such column: it is required"))
         if missing:
             return None
-        return cls(placed, unnamed)
+        return cls(found.placed, found.unnamed)
 
     def error(self, row: int, code: str, message: str) -> RowError:
         placed = self.by_code.get(code)
@@ -142,15 +112,11 @@ class _Layout:
             if v.is_blank(raw):
                 continue
             try:
-                found[p.code] = p.parse(raw)
+                found[p.column.code] = p.column.parse(raw)
             except v.CellError as exc:
                 errors.append(RowError(row, p.header, str(exc), p.letter))
-                found[p.code] = _BAD
-        for index in self.unnamed:
-            if index < len(cells) and not v.is_blank(cells[index]):
-                errors.append(
-                    RowError(row, "", _("this column has no header"), column_letter(index))
-                )
+                found[p.column.code] = _BAD
+        errors.extend(unnamed_cell_errors(row, cells, self.unnamed))
         for code in REQUIRED:
             if code not in found:
                 errors.append(self.error(row, code, _("this column is required on every row")))
@@ -240,74 +206,18 @@ def _column_of(field: str) -> str:
 def write_visits_template(stream: BinaryIO) -> None:
     """The xlsx template: the header row, drop-down lists, text format on identifier
     columns, and a second sheet explaining each column in the active language."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.worksheet.datavalidation import DataValidation
-
-    workbook = Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = "探访记录"
-    bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
-    for index, column in enumerate(VISIT_COLUMNS):
-        letter = column_letter(index)
-        cell = sheet.cell(row=1, column=index + 1, value=column.header)
-        cell.font, cell.fill = bold, fill
-        sheet.column_dimensions[letter].width = max(column.width, len(column.header) * 2 + 2)
-        if column.as_text:
-            sheet.column_dimensions[letter].number_format = "@"
-        if column.offered:
-            validation = DataValidation(
-                type="list", formula1='"' + ",".join(column.offered) + '"', allow_blank=True
-            )
-            validation.add(f"{letter}2:{letter}5001")
-            sheet.add_data_validation(validation)
-    sheet.freeze_panes = "A2"
-    notes = workbook.create_sheet("填写说明")
-    notes.append(
-        [_("Column"), _("Code"), _("Part"), _("Meaning"), _("Allowed values"), _("Example")]
+    write_template(
+        stream,
+        data_sheet="探访记录",
+        columns=VISIT_COLUMNS,
+        documented=VISIT_COLUMNS,
+        note_widths=(14, 16, 18, 60, 40, 22),
     )
-    for cell in notes[1]:
-        cell.font, cell.fill = bold, fill
-    for column in VISIT_COLUMNS:
-        notes.append(
-            [
-                column.header,
-                column.code,
-                str(column.section),
-                str(column.meaning),
-                str(column.allowed),
-                column.example,
-            ]
-        )
-    for letter, width in zip("ABCDEF", (14, 16, 18, 60, 40, 22), strict=True):
-        notes.column_dimensions[letter].width = width
-    for cells in notes.iter_rows(min_row=2):
-        for cell in cells:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-    workbook.save(stream)
 
 
 def columns_markdown() -> str:
     """The column table of docs/import-visits.md (English; a test keeps the two equal)."""
-    lines = [
-        "| Header | Code | Meaning | Allowed values | Example |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    section = ""
-    for column in VISIT_COLUMNS:
-        if str(column.section) != section:
-            section = str(column.section)
-            lines.append(f"| **{section}** | | | | |")
-        cells = [
-            column.header + (" *" if column.code in REQUIRED else ""),
-            f"`{column.code}`",
-            str(column.meaning),
-            str(column.allowed),
-            column.example,
-        ]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
+    return columns_table(VISIT_COLUMNS, required=REQUIRED)
 
 
 @register("visits", template=write_visits_template)
@@ -349,7 +259,7 @@ class VisitsImporter:
                 self._check(ctx, chunk)
                 chunk = []
         self._check(ctx, chunk)
-        ctx.area_code = self._common_area_code()
+        ctx.area_code = smallest_area_code(self.communities)
 
     def _check(self, ctx: ImportContext, chunk: list[_Row]) -> None:
         """The elders exist (and are the user's), names agree, UUIDs are not another elder's
@@ -429,19 +339,6 @@ class VisitsImporter:
         if code:
             return self.layout.error(row, code, message)
         return RowError(row, "", message)
-
-    def _common_area_code(self) -> str:
-        """The code of the smallest area holding every elder imported (for the audit)."""
-        areas = list(
-            Area.objects.filter(pk__in=self.communities).values_list(
-                "pk", "subdistrict_id", "district_id", "city_id"
-            )
-        )
-        for column in range(4):
-            ids = {area[column] for area in areas}
-            if len(ids) == 1 and None not in ids:
-                return Area.objects.get(pk=ids.pop()).code
-        return ""
 
     def _chunks(self) -> Iterator[list[_Row]]:
         for start in range(0, len(self.rows), CHUNK):
