@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from tanfang.accounts.models import Role
+from tanfang.audit.models import AuditAction, AuditEntry
 from tanfang.care.models import CareAction, CareActionEvent
 from tanfang.care.rules import CareState, can_move, default_due, next_states
 from tanfang.care.services import CareError, care_action_move, care_actions_escalate
@@ -48,6 +49,9 @@ def test_a_hazard_is_reminded_then_removed_and_closed_with_its_history(gas_actio
     care_action_move(actor=visitor, action=action, to="reminded", note="已提醒")
     closed = care_action_move(actor=worker, action=action, to="removed", result="已更换软管")
     assert closed.closed and closed.closed_at is not None and closed.result == "已更换软管"
+    assert AuditEntry.objects.filter(
+        action=AuditAction.UPDATE_RECORD, actor=worker, elder_id=action.elder_id
+    ).exists()
     steps = list(
         CareActionEvent.objects.filter(action=action).values_list("from_state", "to_state", "by")
     )

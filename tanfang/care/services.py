@@ -10,6 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tanfang.accounts.models import Role, User
+from tanfang.audit.models import AuditAction
+from tanfang.audit.services import audit_record
 from tanfang.care.models import CareAction, CareActionEvent, ServiceEntry
 from tanfang.care.rules import (
     FIRST_STATE,
@@ -114,6 +116,12 @@ def care_action_move(
             from_state=before,
             to_state=to,
             note=(note or result)[:300],
+        )
+        audit_record(
+            actor=actor,
+            action=AuditAction.UPDATE_RECORD,
+            elder=locked.elder,
+            details={"care_action": locked.pk, "from": before, "to": to},
         )
         _status_touch(locked.elder_id)
     return locked
