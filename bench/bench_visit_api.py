@@ -261,10 +261,17 @@ async def _load(
         reference: list[float] = []
 
         async def sign_in_page() -> None:
-            start = time.perf_counter()
-            response = await client.get("/login/")
-            reference.append((time.perf_counter() - start) * 1000)
-            response.raise_for_status()
+            for attempt in range(3):
+                start = time.perf_counter()
+                try:
+                    response = await client.get("/login/")
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
+                    continue  # a kept-alive connection the server had closed: go again
+                reference.append((time.perf_counter() - start) * 1000)
+                response.raise_for_status()
+                return
 
         deadline = time.perf_counter() + args.reference_seconds
         await asyncio.gather(*(_until(deadline, sign_in_page) for _ in range(args.concurrency)))

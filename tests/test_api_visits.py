@@ -217,6 +217,23 @@ def test_a_visit_is_recorded_once_however_often_it_is_sent(world: dict[str, Any]
     assert created.count() == 1
 
 
+def test_recording_a_visit_costs_a_bounded_number_of_queries(
+    world: dict[str, Any], django_assert_max_num_queries: Any
+) -> None:
+    """The field app's hottest write: pinned, so that no query per finding or per past visit
+    creeps in (a consented visit with a hazard and a need opens two care actions)."""
+    client = api_client(world["visitor"])
+    client.post(VISITS, submission(world["widow"]), format="json")  # caches warmed up
+    body = submission(world["widow"])
+    body["consent"] = True
+    body["sections"] = {
+        "safety": {"gas": {"hazard": True, "what": "软管老化"}},
+        "needs": {"kinds": ["rehabilitation_nursing"]},
+    }
+    with django_assert_max_num_queries(25):
+        assert client.post(VISITS, body, format="json").status_code == 201
+
+
 def test_a_submission_id_belongs_to_one_elder(world: dict[str, Any]) -> None:
     client = api_client(world["visitor"])
     body = submission(world["widow"])

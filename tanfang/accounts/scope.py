@@ -69,10 +69,17 @@ def visitors_covered_by(user: Any, on: dt.date | None = None) -> list[int]:
     from tanfang.visits.models import Substitution
 
     on = on or today()
+    # Asked several times in one request (the page, then the service): remembered on the
+    # user object, which lives as long as the request.
+    remembered = getattr(user, "_tanfang_covered", None)
+    if remembered is not None and remembered[0] == on:
+        return list(remembered[1])
     away = Substitution.objects.filter(
         substitute_id=user.pk, starts_on__lte=on, ends_on__gte=on
     ).values_list("visitor_id", flat=True)
-    return [user.pk, *away]
+    covered = [user.pk, *away]
+    user._tanfang_covered = (on, tuple(covered))
+    return covered
 
 
 def areas_visible_to(user: Any, queryset: AreaQuerySet) -> AreaQuerySet:

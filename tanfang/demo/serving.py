@@ -36,6 +36,10 @@ def gunicorn_argv(*, host: str, port: int, workers: int) -> list[str]:
         str(workers),
         "--threads",
         str(THREADS),
+        # Field phones pause between requests; a longer keep-alive spares them reconnects
+        # (the gthread worker parks idle connections without holding a thread).
+        "--keep-alive",
+        "30",
         "--access-logfile",
         "-",
         # Several instances may run on one machine; none needs the shared control socket.

@@ -28,6 +28,7 @@ from tanfang.visits.models import (
     ServiceProvider,
     Visit,
     VisitMode,
+    VisitorProfile,
     VisitOutcome,
     VisitRevision,
     VisitSource,
@@ -36,7 +37,7 @@ from tanfang.visits.obligations import Frequency, PastVisit, counts_for_rates, p
 from tanfang.visits.policy import policy_load
 from tanfang.visits.record_form import consented, validate_sections
 from tanfang.visits.risk import RiskFacts, risk_level
-from tanfang.visits.status import status_refresh
+from tanfang.visits.status import area_code_of, status_refresh
 
 CORRECTION_WINDOW = dt.timedelta(hours=24)
 # A phone's clock may run a little fast; a visit further in the future is a mistake.
@@ -101,7 +102,10 @@ def visit_record(
     existing = Visit.objects.filter(client_uuid=data.client_uuid).first()
     if existing is not None:
         return _same_submission(existing, elder), False
-    if actor is not None and not elders_visible_to(actor, Elder.objects.filter(pk=elder.pk)):
+    if (
+        actor is not None
+        and not elders_visible_to(actor, Elder.objects.filter(pk=elder.pk)).exists()
+    ):
         raise VisitError([("elder", _("You cannot record a visit for this elder."))])
     sections = visit_validate(data)
     if consented(sections) and not data.consent:
@@ -209,9 +213,9 @@ def _visit_create(
     provider = (
         ServiceProvider.objects.filter(pk=data.provider_id).first() if data.provider_id else None
     )
-    if provider is None and actor is not None:
-        profile = getattr(actor, "visitor_profile", None) if actor.role == "visitor" else None
-        provider = getattr(profile, "provider", None)
+    if provider is None and actor is not None and actor.role == "visitor":
+        profile = VisitorProfile.objects.select_related("provider").filter(user_id=actor.pk).first()
+        provider = None if profile is None else profile.provider
     visit = Visit(
         client_uuid=data.client_uuid,
         elder=elder,
@@ -300,6 +304,7 @@ def _consequences(*, actor: Any, visit: Visit, elder: Elder, corrected: bool = F
         actor=actor,
         action=AuditAction.UPDATE_RECORD if corrected else AuditAction.CREATE_RECORD,
         elder=elder,
+        area_code=area_code_of(elder.community_id),
         details={"visit": visit.pk, "revision": visit.revision},
     )
 

@@ -68,6 +68,8 @@ _STATUS_FIELDS = [
     "open_obligations",
     "last_visit_at",
     "last_counted_at",
+    "last_contact_at",
+    "last_in_home_at",
     "risk_level",
     "urgency",
     "computed_on",
@@ -108,7 +110,7 @@ def status_refresh(*, elder_ids: Sequence[int] | None = None, on: dt.date | None
         calendar=_CALENDAR,
         on=on,
         since=on - dt.timedelta(days=lookback_days(policy, on)),
-        codes={},
+        codes=_AREA_CODES,
     )
     done = 0
     for chunk in _chunks(elder_ids):
@@ -123,6 +125,19 @@ def status_refresh(*, elder_ids: Sequence[int] | None = None, on: dt.date | None
             )
         done += len(rows)
     return done
+
+
+# Area id → code, filled as elders of new areas come by. An area's code never changes once
+# created (the tree import finds areas by their code), so the map lives with the process.
+_AREA_CODES: dict[int, str] = {}
+
+
+def area_code_of(area_id: int) -> str:
+    """The code of an area, from the process-wide map (one query the first time)."""
+    code = _AREA_CODES.get(area_id)
+    if code is None:
+        code = _AREA_CODES[area_id] = Area.objects.values_list("code", flat=True).get(pk=area_id)
+    return code
 
 
 def _codes_load(codes: dict[int, str], rows: list[dict[str, Any]]) -> None:

@@ -163,6 +163,8 @@ def substitution_create(
             raise TeamError(_("Both people must be visitors."))
     if visitor.area_id != substitute.area_id:
         raise TeamError(_("The substitute must work in the same area."))
+    for person in (visitor, substitute):
+        person.__dict__.pop("_tanfang_covered", None)  # what scope.py remembered is stale
     with transaction.atomic():
         substitution = Substitution.objects.create(
             visitor=visitor,
