@@ -292,10 +292,17 @@ async def _load(
 
             return step
 
+        async def staggered(visitor: Visitor) -> None:
+            # People do not all press "submit" at the same instant: with think time, each
+            # visitor starts at a random moment of the first pause.
+            if args.think:
+                await asyncio.sleep(args.think * rng.random())
+            await _until(deadline, worker(visitor))
+
         started = time.perf_counter()
         deadline = started + args.seconds
         people = [visitors[i % len(visitors)] for i in range(args.concurrency)]
-        await asyncio.gather(*(_until(deadline, worker(v)) for v in people))
+        await asyncio.gather(*(staggered(v) for v in people))
         return tally, reference, time.perf_counter() - started
 
 
