@@ -51,7 +51,8 @@ def history_seconds(rules: RuleSet, *, learning: bool = True) -> int:
         + [float(r.params.get("hours", 0)) for r in rules.rules]
         + [24.0]
     )
-    days = int(rules.learning["days"]) + 3 if learning else 0
+    windows = [int(r.params.get("window_days", 0)) for r in rules.rules]
+    days = max([int(rules.learning["days"]), *windows]) + 3 if learning else 0
     return int(days * 86400 + longest * 3600)
 
 
@@ -198,8 +199,13 @@ def _run_group(
     routine = [r for r in active_rules if r.kind == "missed_routine"]
     if given is None and any(r.params["basis"] == "hour" for r in routine):
         profile.set_inactivity(feats.inactive_hours(feat, grid), cal, zone_idx, grid)
-    if given is None and any(r.params["basis"] == "spell" for r in routine):
-        profile.set_gaps(feats.gaps(feat), cal, zone_idx, grid)
+    bases = {r.params["basis"] for r in routine}
+    if given is None and bases & {"spell", "days"}:
+        spells = feats.gaps(feat)
+        if "spell" in bases:
+            profile.set_gaps(spells, cal, zone_idx, grid)
+        if "days" in bases:
+            profile.set_day_spells(spells, cal, zone_idx, grid)
     interval = meters.interval_s.copy()
     unknown = np.isnan(interval)
     if unknown.any():

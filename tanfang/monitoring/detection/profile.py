@@ -17,6 +17,8 @@ What is learned, per meter and day:
    with at least 90% of their slots known and a total of at least ``away_fraction`` of the
    home's median day (an absence or a holiday away is not the home's routine).
    Fewer than ``min_days`` usable days of the type: no threshold (NaN), the rules stay quiet.
+3. For ``basis: days`` (the default): per day and hour, the longest quiet spell that began
+   then, and the day it ended; ``day_thresholds`` turns them into the rule's thresholds.
 
 A profile can also be given (``Profile.given``): the thresholds a live system stored from its
 nightly learning, as used by the benchmark.
@@ -73,9 +75,11 @@ class Profile:
     _usable: np.ndarray | None = None  # (meters, days)
     _spells: np.ndarray | None = None  # (meters, days, 24, k) quiet spells by starting hour
     _spell_end: np.ndarray | None = None  # (meters, days, 24, k) day each spell ended
+    _day_longest: np.ndarray | None = None  # (meters, days, 24) longest spell begun that hour
+    _day_longest_end: np.ndarray | None = None  # (meters, days, 24) the day it ended
     learning: Mapping[str, Any] = field(default_factory=dict)
     _given: dict[str, np.ndarray] = field(default_factory=dict)
-    _cache: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)
+    _cache: dict[tuple[Any, ...], np.ndarray] = field(default_factory=dict)
 
     @property
     def days(self) -> int:
@@ -196,6 +200,103 @@ class Profile:
         ended[cell * k + rank] = end_day
         self._spells = spells_at.reshape(n_m, n_d, 24, k)
         self._spell_end = ended.reshape(n_m, n_d, 24, k)
+
+    def set_day_spells(
+        self,
+        spells: tuple[np.ndarray, np.ndarray, np.ndarray],
+        cal: Calendar,
+        zone_idx: np.ndarray,
+        grid: Grid,
+    ) -> None:
+        """Feed the quiet spells for the ``days`` basis: per meter, local day and local hour,
+        the longest spell that began then (0: none) and the day it ended."""
+        meter, first, length = spells
+        n_m, n_d = self.act_thr.shape
+        zone = zone_idx[meter]
+        day = cal.day[zone, first] - self.day0
+        hour = np.minimum(cal.slot_of_day[zone, first] // grid.per_hour, 23)
+        last = np.minimum(first + length - 1, cal.day.shape[1] - 1)
+        end_day = cal.day[zone, last] - self.day0
+        ok = (day >= 0) & (day < n_d)
+        hours = length[ok] * grid.step / 3600.0
+        cell = (meter[ok] * n_d + day[ok]) * 24 + hour[ok]
+        longest = np.zeros(n_m * n_d * 24)
+        np.maximum.at(longest, cell, hours)
+        # The day the longest spell of each cell ended (ties: the latest, the cautious choice).
+        ended = np.full(n_m * n_d * 24, -1, dtype=np.int64)
+        is_longest = hours >= longest[cell]
+        np.maximum.at(ended, cell[is_longest], end_day[ok][is_longest])
+        self._day_longest = longest.reshape(n_m, n_d, 24)
+        self._day_longest_end = ended.reshape(n_m, n_d, 24)
+
+    def day_thresholds(self, p: Mapping[str, Any]) -> np.ndarray:
+        """(meters, days, 24): the ``days`` basis threshold (hours of quiet) for a quiet spell
+        that began at each local hour, NaN where the rule stays quiet. Steps, for day ``d``:
+
+        1. per past day of the same type within ``window_days`` (0: ``learning.days``), usable
+           and after a usable day, the longest quiet spell that began within ``around_hours``
+           of the hour; a spell not over before day ``d-1`` was unknown then and leaves its
+           day out;
+        2. ``usual`` = the ``quantile`` of those daily values (1.0: the longest), the threshold
+           ``usual * multiplier + margin_hours``, at least ``min_hours``;
+        3. above ``max_hours``: ``max_hours`` when at most ``cap_rate`` of the days had a spell
+           this long (an occasional long spell); otherwise NaN (the home is routinely quiet this
+           long then: this rule stays silent there, the fixed backstop remains);
+        4. fewer than ``min_days`` days known: ``fallback_hours`` (0: stay quiet);
+        5. a spell that began in the night (``night_from``..``night_to``) waits at least
+           ``night_min_hours`` (late rising is the commonest false alarm).
+        """
+        if "spell" in self._given:
+            return self._given["spell"]
+        keys = (
+            "quantile", "multiplier", "margin_hours", "min_hours", "max_hours", "cap_rate",
+            "around_hours", "min_days", "fallback_hours", "night_from", "night_to",
+            "night_min_hours", "window_days",
+        )  # fmt: skip
+        key = ("days", *(float(p[k]) for k in keys))
+        if key in self._cache:
+            return self._cache[key]
+        longest, ended = self._day_longest, self._day_longest_end
+        assert longest is not None and ended is not None and self._usable is not None
+        n_m, n_d, _ = longest.shape
+        around = int(p["around_hours"])
+        pooled, pooled_end = longest, ended
+        for s in range(1, around + 1):
+            for shift in (s, -s):
+                pooled = np.maximum(pooled, np.roll(longest, shift, axis=2))
+                pooled_end = np.maximum(pooled_end, np.roll(ended, shift, axis=2))
+        ok = self._usable & np.concatenate((np.zeros((n_m, 1), bool), self._usable[:, :-1]), 1)
+        pooled = np.where(ok[:, :, None], pooled, np.nan)
+        hours = np.arange(24)
+        lo_n, hi_n = int(p["night_from"]) % 24, int(p["night_to"]) % 24
+        night = (
+            (hours >= lo_n) | (hours < hi_n) if lo_n > hi_n else (hours >= lo_n) & (hours < hi_n)
+        )
+        max_h = float(p["max_hours"])
+        window = int(p["window_days"]) or int(self.learning["days"])
+        by_week = self.learning["daytypes"] == "hour_of_week"
+        wd = self.weekday_of_day
+        kind = wd if by_week else (wd >= 5).astype(np.int64)
+        out = np.full((n_m, n_d, 24), np.nan)
+        q = float(p["quantile"])
+        for d in range(n_d):
+            lo, hi = max(0, d - 1 - window), max(0, d - 1)
+            same = np.flatnonzero(kind[lo:hi] == kind[d]) + lo
+            if not len(same):
+                continue
+            block = np.where(pooled_end[:, same] < d - 1, pooled[:, same], np.nan)
+            block = block.transpose(0, 2, 1)  # (meters, 24, days)
+            count = np.sum(~np.isnan(block), axis=2)
+            usual = nanquantile(block, q, axis=2)
+            thr = np.maximum(
+                usual * float(p["multiplier"]) + float(p["margin_hours"]), float(p["min_hours"])
+            )
+            routine_long = np.sum(block > max_h, axis=2) > float(p["cap_rate"]) * count
+            thr = np.where(thr > max_h, np.where(routine_long, np.nan, max_h), thr)
+            thr = np.where(count >= int(p["min_days"]), thr, float(p["fallback_hours"]) or np.nan)
+            out[:, d, :] = np.where(night, np.maximum(thr, float(p["night_min_hours"])), thr)
+        self._cache[key] = out
+        return out
 
     def spell_quantile(self, q: float, around: int, min_spells: int) -> np.ndarray:
         """(meters, days, 24): quantile q of the quiet spells that began within ``around``

@@ -133,34 +133,44 @@ def _hours_done(ctx: Context) -> np.ndarray:
 def _routine(rule: Rule, ctx: Context) -> RuleOutput:
     """Quiet for longer than this home is at this point of its day.
 
-    ``basis: "spell"``: the home's quiet spells that began at the hour its current one began
-    (leaving for work at 08:00 starts a long one; a quiet spell from 10:30 on a day at home is
-    short). ``basis: "hour"``: the longest quiet seen at the current hour.
+    ``basis: "days"`` (the default): per past day, the longest quiet spell that began around
+    the hour the current one began (leaving for work at 08:00 starts a long one; a quiet spell
+    from 10:30 on a day at home is short), steps in ``Profile.day_thresholds``. ``basis:
+    "spell"``: a quantile of all those spells; ``basis: "hour"``: the longest quiet seen at
+    the current hour.
     """
     p = rule.params
     hours_per_slot = ctx.grid.step / 3600.0
     inactive = take(ctx.feat.inactive_slots, ctx.rows, ctx.last) * hours_per_slot
     inactive = np.where(ctx.last >= 0, inactive, 0.0)
-    if p["basis"] == "spell":
-        table = ctx.profile.spell_quantile(
-            float(p["quantile"]), int(p["around_hours"]), int(p["min_spells"])
-        )
+    if p["basis"] in ("spell", "days"):
         began = np.minimum(ctx.last_active + 1, ctx.grid.slots - 1)
         zone = ctx.zone_idx[:, None]
         began_day = ctx.profile.day_index(ctx.cal.day[zone, began])
         hour = np.minimum(ctx.cal.slot_of_day[zone, began] // ctx.grid.per_hour, 23)
-        usual = np.where(ctx.last_active >= 0, table[ctx.rows, began_day, hour], np.nan)
     else:
-        table = ctx.profile.inactivity_quantile(float(p["quantile"]))
         hour = np.minimum(ctx.slot_of_day // ctx.grid.per_hour, 23)
-        usual = table[ctx.rows, ctx.day_idx, hour]
-    thr = np.clip(
-        usual * float(p["multiplier"]) + float(p["margin_hours"]),
-        float(p["min_hours"]),
-        float(p["max_hours"]),
-    )
-    # Nothing learned for this situation: the rule's fallback (NaN = stay quiet).
-    thr = np.where(np.isnan(thr), float(p["fallback_hours"]) or np.nan, thr)
+    if p["basis"] == "days":
+        # The thresholds come whole from the profile (steps in Profile.day_thresholds).
+        table = ctx.profile.day_thresholds(p)
+        thr = np.where(ctx.last_active >= 0, table[ctx.rows, began_day, hour], np.nan)
+        usual = np.full(thr.shape, np.nan)
+    else:
+        if p["basis"] == "spell":
+            table = ctx.profile.spell_quantile(
+                float(p["quantile"]), int(p["around_hours"]), int(p["min_spells"])
+            )
+            usual = np.where(ctx.last_active >= 0, table[ctx.rows, began_day, hour], np.nan)
+        else:
+            table = ctx.profile.inactivity_quantile(float(p["quantile"]))
+            usual = table[ctx.rows, ctx.day_idx, hour]
+        thr = np.clip(
+            usual * float(p["multiplier"]) + float(p["margin_hours"]),
+            float(p["min_hours"]),
+            float(p["max_hours"]),
+        )
+        # Nothing learned for this situation: the rule's fallback (NaN = stay quiet).
+        thr = np.where(np.isnan(thr), float(p["fallback_hours"]) or np.nan, thr)
     learned = ~np.isnan(ctx.profile.act_thr_learned[ctx.rows, ctx.day_idx])
     with np.errstate(invalid="ignore"):
         cond = learned & (inactive > thr)
