@@ -31,7 +31,7 @@ from tanfang.visits.models import (
 from tanfang.visits.obligations import Frequency, PastVisit, counts_for_rates, period_of
 from tanfang.visits.policy import policy_load
 from tanfang.visits.record_form import validate_sections
-from tanfang.visits.status import status_refresh
+from tanfang.visits.status_bulk import status_refresh_all
 
 DEMO_NAMESPACE = uuid.UUID("4f0c7a52-1f0e-4f6b-9a39-6d2f1c1e7a10")
 BATCH = 5000
@@ -190,4 +190,5 @@ def _write(batch: list[Visit]) -> int:
 
 
 def demo_statuses_refresh(*, today: dt.date) -> int:
-    return status_refresh(on=today)
+    """Every elder's visit status, by the nightly recomputation; returns how many elders."""
+    return status_refresh_all(on=today).elders
