@@ -4,18 +4,21 @@ A chunk is a run of elders in id order (keyset: ``id > after``, at most ``limit`
 
 1. ``elders_read``: the elders' facts joined with their stored status (LEFT JOIN on the
    primary keys), with the status row's ``xmin`` on PostgreSQL;
-2. ``visits_read``: their visits dated from the window's first day on; ``history_read``:
-   all-time summaries for elders without a status row; ``contracts_read``: station or
-   home-care-bed contracts covering the day; ``open_actions_read``: open care actions;
-3. ``statuses_write``: the changed rows. PostgreSQL: ``COPY`` into a temporary table, one
-   ``UPDATE ... FROM`` guarded by the ``xmin`` read in step 1 (a row that someone else
-   rewrote in between keeps their newer answer), one ``INSERT ... ON CONFLICT DO NOTHING``
-   for rows that did not exist. SQLite: ``executemany``; the caller holds the chunk in one
-   ``BEGIN IMMEDIATE`` transaction, so nobody writes in between.
+2. ``window_summaries_read``: per elder, the summary of her visits in the window, computed
+   by the database; ``history_read``: the same over all visits, for elders without a status
+   row; ``visits_read`` / ``visits_since_read``: visit rows, when the engine needs them;
+   ``contracts_read``: station or home-care-bed contracts covering the day;
+   ``open_actions_read``: open care actions;
+3. ``statuses_write``: the changed rows. PostgreSQL: binary ``COPY`` into a temporary
+   table, one ``UPDATE ... FROM`` guarded by the ``xmin`` read in step 1 (a row that someone
+   else rewrote in between keeps their newer answer), one ``INSERT ... ON CONFLICT DO
+   NOTHING`` for rows that did not exist. SQLite: ``executemany``; the caller holds the
+   chunk in one ``BEGIN IMMEDIATE`` transaction, so nobody writes in between.
 
-Values cross as the backend gives them: typed on PostgreSQL; on SQLite, where a raw cursor
-returns dates, times and booleans as text and integers, ``Decode`` turns them into Python
-values, and writes go through ``connection.ops`` adapters, as the ORM would send them.
+Values cross as the backend gives them: typed on PostgreSQL (times as integer microseconds,
+see ``micros``); on SQLite, where a raw cursor returns expressions' dates, times and booleans
+as text and integers, ``Decode`` turns them into Python values, and writes go through
+``connection.ops`` adapters, as the ORM would send them.
 """
 
 from __future__ import annotations
@@ -100,9 +103,10 @@ def micros(expression: str) -> str:
 
     On PostgreSQL, microseconds since the epoch (an exact integer): Django loads
     ``timestamptz`` through a Python subclass of psycopg's loader, which parses each value
-    with a regular expression (~15 µs; a million elders have millions of them), while an
+    with a regular expression (about 4 µs a value; a million elders have millions), while an
     integer loads in C and becomes a datetime in a fraction of that (``_from_micros``)."""
     if postgres():
+        # EXTRACT gives an exact numeric since PostgreSQL 14 (Django 5.2's oldest).
         return f"(EXTRACT(EPOCH FROM {expression}) * 1000000)::bigint"
     return expression
 
