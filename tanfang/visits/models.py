@@ -358,7 +358,11 @@ class ElderVisitStatus(models.Model):
     elder = models.OneToOneField(
         "registry.Elder", on_delete=models.CASCADE, primary_key=True, related_name="visit_status"
     )
-    community = models.ForeignKey("areas.Area", on_delete=models.PROTECT, related_name="+")
+    # No index of its own: status_rate and status_overdue lead with it, and every index is
+    # one more write for each of a million rows on the night a new week begins.
+    community = models.ForeignKey(
+        "areas.Area", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     excluded = models.CharField(_("not due because"), max_length=16, blank=True)
     frequency = models.CharField(_("frequency"), max_length=8, blank=True)
     period_key = models.CharField(max_length=10, blank=True)
