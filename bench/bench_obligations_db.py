@@ -125,11 +125,11 @@ def main() -> None:
     from django.utils import timezone
 
     from tanfang.visits.policy import policy_load
-    from tanfang.visits.status import _CALENDAR
+    from tanfang.visits.status import CALENDAR
     from tanfang.visits.status_bulk import status_refresh_all, visit_window
 
     on = args.on or timezone.localdate()
-    window_from, lookback_from = visit_window(policy_load(), on, _CALENDAR)
+    window_from, lookback_from = visit_window(policy_load(), on, CALENDAR)
     reference, elders, visits = _reference(window_from)
     print(
         f"{connection.vendor} {connection.settings_dict['NAME']}: {elders:,} elders; on {on}; "

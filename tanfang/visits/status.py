@@ -41,7 +41,8 @@ from tanfang.visits.policy import lookback_days, policy_load
 BATCH = 2000
 # Holiday windows are computed once per year and process (the calendar is safe to share);
 # a new Calendar per call recomputed them on every visit recorded (~80 ms).
-_CALENDAR = Calendar()
+# One calendar per process: it computes each year's holiday windows once and keeps them.
+CALENDAR = Calendar()
 
 _ELDER_FIELDS = (
     "id",
@@ -107,7 +108,7 @@ def status_refresh(*, elder_ids: Sequence[int] | None = None, on: dt.date | None
     policy = policy_load()
     context = _Context(
         policy=policy,
-        calendar=_CALENDAR,
+        calendar=CALENDAR,
         on=on,
         since=on - dt.timedelta(days=lookback_days(policy, on)),
         codes=_AREA_CODES,
@@ -215,7 +216,7 @@ def _statuses(rows: list[dict[str, Any]], ctx: _Context) -> list[ElderVisitStatu
                 scheduled=not status.station,
                 next_due_on=status.next_due_on,
                 overdue_since=status.overdue_since,
-                open_obligations=[_obligation_json(o) for o in open_now if not o.satisfied],
+                open_obligations=[obligation_json(o) for o in open_now if not o.satisfied],
                 last_visit_at=seen[0],
                 last_counted_at=seen[1],
                 last_contact_at=seen[2],
@@ -276,7 +277,8 @@ def summary_visits(
     return out
 
 
-def _obligation_json(o: Obligation) -> dict[str, Any]:
+def obligation_json(o: Obligation) -> dict[str, Any]:
+    """An open obligation as stored in ``ElderVisitStatus.open_obligations``."""
     return {
         "kind": o.kind,
         "code": o.code,

@@ -62,7 +62,7 @@ from tanfang.visits.obligations import (
 from tanfang.visits.obligations.engine import RECONFIRM_MODE, surge_period
 from tanfang.visits.obligations.types import MODE_RANK, REQUIREMENT_RANK
 from tanfang.visits.policy import lookback_days, policy_load
-from tanfang.visits.status import _CALENDAR, _obligation_json, urgency_score
+from tanfang.visits.status import CALENDAR, obligation_json, urgency_score
 
 # Elders per chunk: one short write transaction each. SQLite holds its write lock for the
 # whole chunk (read, engine, write), so its chunks are smaller.
@@ -140,11 +140,11 @@ def status_refresh_all(
     began = time.perf_counter()
     on = on or timezone.localdate()
     policy = policy_load()
-    window_from, lookback_from = visit_window(policy, on, _CALENDAR)
+    window_from, lookback_from = visit_window(policy, on, CALENDAR)
     plan = _Plan(
         on=on,
         policy=compile_policy(policy),
-        calendar=_CALENDAR,
+        calendar=CALENDAR,
         window_from=window_from,
         lookback_from=lookback_from,
         after_on=dt.datetime.combine(on + dt.timedelta(days=1), dt.time(), tzinfo=SHANGHAI),
@@ -554,7 +554,7 @@ class _Chunk:
 
 
 # Unsatisfied obligations as the fields of ``Obligation`` after ``elder_id``, which
-# ``status._obligation_json`` does not write: many elders share one (same rule, same day).
+# ``status.obligation_json`` does not write: many elders share one (same rule, same day).
 OpenKey = tuple[tuple[Any, ...], ...]
 _OPEN = io.STATUS_COLUMNS.index("open_obligations")
 _URGENCY = io.STATUS_COLUMNS.index("urgency")  # the summary and risk level lie between
@@ -568,7 +568,7 @@ def _open_json(key: OpenKey) -> tuple[list[dict[str, Any]], str]:
     if found is None:
         if len(_OPEN_JSON) >= 4096:
             _OPEN_JSON.clear()
-        stored = [_obligation_json(Obligation(0, *fields)) for fields in key]
+        stored = [obligation_json(Obligation(0, *fields)) for fields in key]
         found = _OPEN_JSON[key] = (stored, json.dumps(stored))
     return found
 
