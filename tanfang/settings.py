@@ -170,3 +170,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("TANFANG_LOG_LEVEL", "WARNING")},
 }
+
+# Monitoring (docs/monitoring.md): the reading store (Parquet files), how long raw readings
+# are kept (hourly aggregates are kept for years), and the MQTT broker the subscriber uses.
+MONITORING_DIR = Path(env_str("TANFANG_MONITORING_DIR", str(DATA_DIR / "monitoring")) or "")
+RAW_READING_DAYS = env_int("TANFANG_RAW_READING_DAYS", 180, minimum=120)
+HOURLY_READING_DAYS = env_int("TANFANG_HOURLY_READING_DAYS", 5 * 366, minimum=366)
+MQTT_URL = env_str("TANFANG_MQTT_URL", "mqtt://127.0.0.1:1883") or ""

@@ -7,6 +7,8 @@ from tanfang.api import views_care as care
 from tanfang.api import views_elders as elders
 from tanfang.api import views_other as other
 from tanfang.api import views_visits as visits
+from tanfang.api.urls_alerts import urlpatterns as alert_urls
+from tanfang.api.urls_ingest import urlpatterns as ingest_urls
 
 v1 = [
     path("elders/", elders.ElderListView.as_view(), name="elder-list"),
@@ -48,6 +50,8 @@ v1 = [
         care.CareActionMoveView.as_view(),
         name="care-action-move",
     ),
+    *ingest_urls,
+    *alert_urls,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="docs"),
 ]

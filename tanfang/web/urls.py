@@ -7,4 +7,5 @@ urlpatterns = [
     path("import/", include("tanfang.imports.urls")),
     path("", include("tanfang.web.urls_visits")),
     path("", include("tanfang.web.urls_supervision")),
+    path("", include("tanfang.web.urls_monitoring")),
 ]
