@@ -29,7 +29,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,15 @@ from tanfang.areas.models import Area, AreaLevel, CommunityKind
 from tanfang.audit.models import AuditAction, AuditEntry
 from tanfang.care.models import CareAction, ServiceEntry
 from tanfang.core import crypto
+from tanfang.monitoring.alerts import Raise, alert_raise
+from tanfang.monitoring.models import (
+    Absence,
+    Alert,
+    DataPartner,
+    Device,
+    DistrictRules,
+    Meter,
+)
 from tanfang.registry.models import (
     CategoryOverride,
     Elder,
@@ -118,11 +127,15 @@ class Bundle:
     care_action: CareAction | None = None
     # The area's back-office records of visits (see ``_team``), by kind.
     team: dict[str, Any] = field(default_factory=dict)
+    # The elder's meter, device, absence and a person alert; the district's monitoring
+    # rules (see ``_monitoring``), by kind.
+    monitoring: dict[str, Any] = field(default_factory=dict)
     # Object kinds this bundle may stand for; a visitor's own-community bundle has only
     # the elder and what hangs on her (the community itself is hers).
     kinds: frozenset[str] = frozenset(
         {"elder", "first_contact", "area", "area_code", "user", "rule", "visit", "care_action"}
         | {"visit_rule", "surge", "provider", "service", "visitor_profile"}
+        | {"alert", "meter", "device", "absence", "district_rules"}
     )
 
     def markers(self) -> list[str]:
@@ -194,6 +207,62 @@ def _bundle(community: Area, name: str, place: str, phone: str, **kinds: Any) ->
 
 
 TEAM_KINDS = ("visit_rule", "surge", "provider", "service", "visitor_profile")
+MONITORING_KINDS = ("alert", "meter", "device", "absence", "district_rules")
+
+
+def _monitoring(bundle: Bundle, partner_contact: User | None) -> None:
+    """A water meter and an SOS button in the elder's home, a past absence, a person alert
+    on the meter and a technical one (its data partner's contact is ``partner_contact``),
+    and the district's monitoring rules."""
+    elder = bundle.elder
+    partner = DataPartner.objects.create(
+        code=f"water-{elder.pk}",
+        name=f"水务{elder.pk}",
+        kind="water_utility",
+        contact=partner_contact,
+    )
+    meter = Meter.objects.create(
+        meter_id=f"M-{elder.pk}",
+        partner=partner,
+        elder=elder,
+        utility="water",
+        register="cumulative",
+        unit="L",
+    )
+    device = Device.objects.create(
+        device_id=f"D-{elder.pk}", partner=partner, elder=elder, kind="sos"
+    )
+    absence = Absence.objects.create(
+        elder=elder, reason="away", starts_on=dt.date(2026, 1, 1), ends_on=dt.date(2026, 1, 9)
+    )
+    now = timezone.now()
+
+    def raised(kind: str, rule: str) -> Alert:
+        alert, _ = alert_raise(
+            Raise(
+                key=f"{meter.meter_id}:{rule}:{now.isoformat()}",
+                kind=kind,
+                rule=rule,
+                severity="warning",
+                started_at=now - dt.timedelta(hours=9),
+                detected_at=now,
+                evidence={"matrix": True},
+                meter=meter,
+            ),
+            now=now,
+        )
+        assert alert is not None
+        return alert
+
+    rules, _ = DistrictRules.objects.get_or_create(area=bundle.district)
+    bundle.monitoring = {
+        "alert": raised("missed_routine", "routine_missed"),
+        "technical_alert": raised("data_silence", "silence"),
+        "meter": meter,
+        "device": device,
+        "absence": absence,
+        "district_rules": rules,
+    }
 
 
 def _team(community: Area, elder: Elder) -> dict[str, Any]:
@@ -249,7 +318,10 @@ def world() -> World:
             "未分配丁",
             "110102",
             "13900000004",
-            kinds=frozenset({"elder", "first_contact", "visit", "care_action"}),
+            kinds=frozenset(
+                {"elder", "first_contact", "visit", "care_action"}
+                | {"alert", "meter", "device", "absence"}
+            ),
         ),
     )
     lonely_widow(tree.communities[1])  # someone else in scope, so lists are not empty
@@ -268,6 +340,10 @@ def world() -> World:
     VisitorAssignment.objects.create(
         elder=world.mine.elder, visitor=world.users[Role.VISITOR], starts_on=dt.date(2020, 1, 1)
     )
+    # The matrix's data partner is the contact of her own bundle's utility only.
+    _monitoring(world.mine, world.users[Role.DATA_PARTNER])
+    for bundle in (world.fangshan, world.tianjin, world.unassigned):
+        _monitoring(bundle, None)
     # The visitor's own visit (she is its author and owns its care action); the others are
     # recorded by the system and owned by their community's worker.
     _visit_with_action(world.mine, world.users[Role.VISITOR])
@@ -371,6 +447,15 @@ SEGMENT_KINDS = {
     # back-office user may read them, so no bundle stands for them.
     "holidaysurge": "city_policy",
     "countingrule": "city_policy",
+    # Monitoring: alerts, and the meters, devices and absences of an elder's home.
+    "alerts": "alert",
+    "alert": "alert",
+    "meter": "meter",
+    "device": "device",
+    "absence": "absence",
+    "districtrules": "district_rules",
+    # Data partners are the city's: every back-office user with the right may read them.
+    "datapartner": "city_policy",
 }
 # Parameter names that say what they are.
 NAME_KINDS = {
@@ -384,6 +469,7 @@ NAME_KINDS = {
     "rule_id": "rule",
     "visit_id": "visit",
     "action_id": "care_action",
+    "alert_id": "alert",
 }
 # Parameters that name no record.
 PLAIN = {
@@ -419,6 +505,7 @@ def _value(bundle: Bundle, kind: str) -> str:
         "visit": lambda: str(bundle.visit.pk),  # type: ignore[union-attr]
         "care_action": lambda: str(bundle.care_action.pk),  # type: ignore[union-attr]
         **{name: (lambda name=name: str(bundle.team[name].pk)) for name in TEAM_KINDS},
+        **{name: (lambda name=name: str(bundle.monitoring[name].pk)) for name in MONITORING_KINDS},
     }[kind]()
 
 
@@ -468,6 +555,8 @@ def post_body(bundle: Bundle, family: str) -> dict[str, Any]:
         "active": "on",
         "conditions": json.dumps({"all": [{"fact": "age", "op": ">=", "value": 60}]}),
         "post": "yes",
+        "outcome": "all_well",
+        "starts_on": "2026-02-01",
         "_save": "Save",
     }
     if family == "api":
@@ -615,6 +704,10 @@ def outside_state(world: World) -> Any:
                 User.objects.filter(pk=bundle.user.pk).values().get(),
                 list(Visit.objects.filter(elder=bundle.elder).values()),
                 list(CareAction.objects.filter(elder=bundle.elder).values()),
+                list(Alert.objects.filter(elder=bundle.elder).values()),
+                list(Absence.objects.filter(elder=bundle.elder).values()),
+                list(Meter.objects.filter(elder=bundle.elder).values()),
+                list(Device.objects.filter(elder=bundle.elder).values()),
             )
         )
     return state, User.objects.count(), Elder.objects.count()
@@ -681,6 +774,16 @@ REACHES = [
     (Role.COMMUNITY_WORKER, "GET", "/visits/{visit}/edit/", 302),
     (Role.DISTRICT_SUPERVISOR, "GET", "/visits/{visit}/", 200),
     (Role.DISTRICT_SUPERVISOR, "GET", "/care/", 403),
+    (Role.VISITOR, "GET", "/alerts/{alert}/", 200),
+    (Role.VISITOR, "GET", "/api/v1/alerts/{alert}/", 200),
+    (Role.COMMUNITY_WORKER, "GET", "/alerts/{alert}/", 200),
+    (Role.DISTRICT_SUPERVISOR, "GET", "/api/v1/alerts/{alert}/", 200),
+    (Role.DISTRICT_SUPERVISOR, "POST", "/api/v1/alerts/{alert}/acknowledge/", 403),
+    (Role.DATA_PARTNER, "GET", "/api/v1/alerts/{technical_alert}/", 200),
+    (Role.DATA_PARTNER, "GET", "/api/v1/alerts/{alert}/", 404),
+    (Role.DATA_PARTNER, "GET", "/api/v1/elders/{elder}/alerts/", 403),
+    (Role.AUDITOR, "GET", "/api/v1/alerts/", 403),
+    (Role.VISITOR, "POST", "/api/v1/alerts/{alert}/acknowledge/", 200),
 ]
 
 
@@ -699,6 +802,8 @@ def test_each_role_reaches_what_it_should(
         fangshan_elder=world.fangshan.elder.pk,
         visit=getattr(mine.visit, "pk", None),
         care_action=getattr(mine.care_action, "pk", None),
+        alert=mine.monitoring["alert"].pk,
+        technical_alert=mine.monitoring["technical_alert"].pk,
     )
     client = Client()
     client.force_login(world.users[role])
@@ -714,16 +819,22 @@ def test_web_pages_let_in_exactly_the_roles_they_declare(world: World) -> None:
     and refuses one that lacks them; it is not closed by an over-narrow scope either."""
     problems = []
     _clients.clear()
+    partner_view = replace(
+        world.mine,
+        monitoring={**world.mine.monitoring, "alert": world.mine.monitoring["technical_alert"]},
+    )
     for endpoint in endpoints():
         if endpoint.family != "web":
             continue
         declared = declared_access(endpoint.callback)
         if not isinstance(declared, tuple):
             continue
-        filled = fill(endpoint, world.mine)
-        assert filled is not None
-        url, _ = filled
         for role, user in world.users.items():
+            # A data partner's alerts are the technical ones of her utility's meters.
+            bundle = partner_view if role == Role.DATA_PARTNER else world.mine
+            filled = fill(endpoint, bundle)
+            assert filled is not None
+            url, _ = filled
             allowed = all(c in ROLE_CAPABILITIES[role] for c in declared)
             response = client_of(user).get(url)
             _body(response)

@@ -91,6 +91,13 @@ def test_audit_log_is_not_in_the_back_office() -> None:
         "visits.VisitSurge",
         "visits.VisitorProfile",
         "care.ServiceEntry",
+        # Monitoring (monitoring/admin.py).
+        "monitoring.DataPartner",
+        "monitoring.Meter",
+        "monitoring.Device",
+        "monitoring.Absence",
+        "monitoring.DistrictRules",
+        "monitoring.Alert",
     }
 
 

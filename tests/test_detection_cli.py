@@ -74,16 +74,18 @@ def test_replay_prints_events_in_time_order_using_only_the_past() -> None:
     assert last["detected_at"] > last["started_at"]
 
 
-def test_spark_engine_is_not_available_yet() -> None:
-    with pytest.raises(CommandError, match="Spark engine is not available"):
+def test_spark_engine_rejects_unusable_files_before_starting_spark() -> None:
+    # The Spark engine itself: tests/test_detection_spark.py (both engines, same lines).
+    with pytest.raises(CommandError, match="no such file") as info:
         detect(
             "--readings",
-            str(DATA / "readings"),
+            str(DATA / "nope.csv"),
             "--now",
             "2016-05-05T12:00:00+02:00",
             "--engine",
             "spark",
         )
+    assert info.value.returncode == 2
 
 
 def test_unusable_options_exit_2() -> None:

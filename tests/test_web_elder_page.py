@@ -205,8 +205,23 @@ def test_missing_first_contact_shows_the_advice(tree: Tree) -> None:
 def test_elder_page_query_count_is_bounded(tree: Tree, django_assert_max_num_queries: Any) -> None:
     worker = make_user(Role.COMMUNITY_WORKER, tree.communities[0])
     elder = parent_with_son(tree.communities[0])
+    from tanfang.monitoring.models import DataPartner, Device, Meter
+
+    partner = DataPartner.objects.create(code="w", name="水务", kind="water_utility")
+    for n in range(3):
+        Meter.objects.create(
+            meter_id=f"M{n}",
+            partner=partner,
+            elder=elder,
+            utility="water",
+            register="interval",
+            unit="L",
+        )
+        Device.objects.create(device_id=f"D{n}", partner=partner, elder=elder, kind="sos")
     client = signed_in(worker)
     client.get(reverse("elder-detail", args=[elder.pk]))
-    with django_assert_max_num_queries(16):
+    # 16 for the registry and visits, 4 for the monitoring section (meters, devices, alerts,
+    # absences), whatever their number.
+    with django_assert_max_num_queries(20):
         client.get(reverse("elder-detail", args=[elder.pk]))
     assert Elder.objects.filter(pk=elder.pk).exists()

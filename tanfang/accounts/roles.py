@@ -29,6 +29,9 @@ class Capability(StrEnum):
     MANAGE_CARE_ACTIONS = "manage_care_actions"
     VIEW_RATES = "view_rates"
     DECLARE_SURGE = "declare_surge"
+    VIEW_ALERTS = "view_alerts"
+    HANDLE_ALERTS = "handle_alerts"
+    MANAGE_MONITORING = "manage_monitoring"
 
 
 _WORKERS = {
@@ -45,11 +48,19 @@ _WORKERS = {
     Capability.MANAGE_VISITORS,
     Capability.MANAGE_CARE_ACTIONS,
     Capability.VIEW_RATES,
+    Capability.VIEW_ALERTS,
+    Capability.HANDLE_ALERTS,
 }
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Role.CITY_ADMIN: frozenset(
-        _WORKERS | {Capability.MANAGE_AREAS, Capability.BACK_OFFICE, Capability.DECLARE_SURGE}
+        _WORKERS
+        | {
+            Capability.MANAGE_AREAS,
+            Capability.BACK_OFFICE,
+            Capability.DECLARE_SURGE,
+            Capability.MANAGE_MONITORING,
+        }
     ),
     Role.DISTRICT_SUPERVISOR: frozenset(
         {
@@ -62,10 +73,16 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.VIEW_VISITS,
             Capability.VIEW_RATES,
             Capability.DECLARE_SURGE,
+            # Oversees the district's alerts and their outcomes, and tunes its detection
+            # rules; the alerts themselves are handled by the levels below.
+            Capability.VIEW_ALERTS,
+            Capability.MANAGE_MONITORING,
         }
     ),
+    # The last step of an alert's escalation; links meters and devices to the elders of the
+    # subdistrict in the back office.
     Role.SUBDISTRICT_STAFF: frozenset(
-        _WORKERS | {Capability.BACK_OFFICE, Capability.DECLARE_SURGE}
+        _WORKERS | {Capability.BACK_OFFICE, Capability.DECLARE_SURGE, Capability.MANAGE_MONITORING}
     ),
     Role.COMMUNITY_WORKER: frozenset(_WORKERS),
     # A visitor sees her assigned elders (and those of a visitor she stands in for), may reveal
@@ -77,9 +94,15 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.RECORD_VISITS,
             Capability.VIEW_VISITS,
             Capability.MANAGE_CARE_ACTIONS,
+            Capability.VIEW_ALERTS,
+            Capability.HANDLE_ALERTS,
         }
     ),
-    Role.DATA_PARTNER: frozenset({Capability.VIEW_AREAS}),
+    # A utility or device vendor: the technical alerts of its own meters (a meter that stopped
+    # reporting), never an elder's personal data.
+    Role.DATA_PARTNER: frozenset(
+        {Capability.VIEW_AREAS, Capability.VIEW_ALERTS, Capability.HANDLE_ALERTS}
+    ),
     Role.AUDITOR: frozenset({Capability.READ_AUDIT_LOG}),
 }
 

@@ -36,6 +36,7 @@ from tanfang.demo.bulk import (
     tune_connection,
 )
 from tanfang.demo.models import DemoBuild
+from tanfang.demo.monitoring import MonitoringReport, demo_monitoring_create
 from tanfang.demo.people import ElderFactory
 from tanfang.demo.pipeline import batches, default_workers
 from tanfang.demo.shapes import Community
@@ -45,7 +46,7 @@ from tanfang.registry import classification as rules
 from tanfang.registry.models import Elder, OtherCategoryRule
 
 # Bump when the generator changes, so that an old demo database is rebuilt.
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 DEFAULT_SEED = 2024
 DEFAULT_ELDERS = 2000
 BATCH_SIZE = 5000
@@ -90,6 +91,7 @@ class DemoReport:
     seconds: float = 0.0
     accounts: list[DemoAccount] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    monitoring: MonitoringReport | None = None
 
 
 def demo_status(*, seed: int, elders: int) -> str:
@@ -233,7 +235,8 @@ def demo_build(
     Steps: leave a marker (incomplete); import the tree through ``areas_import_rows``; add
     the district rules; generate the elders batch by batch and insert each batch in one
     transaction (``bulk.py``); create the users and the visitors' assignments; mark the
-    build complete. The same seed and size give the same city.
+    build complete. The same seed and size give the same city; the monitoring step
+    (``monitoring.py``) adds meters with real homes' readings and runs a detection tick.
     """
     status = demo_status(seed=seed, elders=elders)
     if status != "empty":
@@ -267,6 +270,9 @@ def demo_build(
     demo_statuses_refresh(today=on)
     _analyze()
     timings["visits"] = time.monotonic() - mark
+    # Monitoring (issue 4): meters and devices, real homes' readings, the first alerts.
+    monitoring = demo_monitoring_create(seed=seed)
+    timings.update({f"monitoring: {k}": v for k, v in monitoring.timings.items()})
     seconds = time.monotonic() - started
     marker.complete = True
     marker.seconds = seconds
@@ -279,6 +285,7 @@ def demo_build(
         seconds=seconds,
         accounts=accounts,
         timings=timings,
+        monitoring=monitoring,
     )
 
 

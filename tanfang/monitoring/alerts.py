@@ -7,7 +7,10 @@ Business rules in plain functions (docs/monitoring.md, "Alerts"):
 - A person alert goes first to the elder's visitor (or her substitute), else the community
   worker; a technical alert (data silence) goes to the data partner's contact, never to them.
 - Elders away, in hospital, moved away, in an institution or deceased get no person alerts
-  from meters; device alarms (someone pressed SOS) are always raised.
+  from meters (the home is quiet); device alarms (someone pressed SOS) and continuous use
+  (gas left on) are always raised.
+- Only a user who handles alerts and sees the alert (``selectors.alerts_visible_to``) may
+  acknowledge or close it; a technical alert closes only as a false alarm or all well.
 - Unacknowledged alerts climb visitor -> community worker -> subdistrict on the district's
   timers; acknowledging stops the climb. Activity resuming resolves the alert (it says so in
   its history) but a person still closes it with an outcome, which is counted.
@@ -25,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tanfang.accounts.models import Role, User
+from tanfang.accounts.roles import Capability, can
 from tanfang.audit.models import AuditAction
 from tanfang.audit.services import audit_record
 from tanfang.monitoring.models import (
@@ -40,10 +44,24 @@ from tanfang.monitoring.models import (
     DeviceEvent,
     DistrictRules,
     Meter,
+    Severity,
 )
 from tanfang.registry.models import Elder, LifeStatus, VisitorAssignment
 
 DEVICE_ALARMS = {"sos", "fall", "smoke", "gas"}
+# Kinds that say something about the person (the home is quiet): not raised while the elder is
+# known to be elsewhere. Continuous use (gas left on, a tap running) is raised whoever is home.
+PERSON_KINDS = {AlertKind.INACTIVITY, AlertKind.MISSED_ROUTINE, AlertKind.LOW_USAGE}
+# The rule book's severities (detection/config.py) on the alert's three-step scale.
+RULE_SEVERITY: dict[str, str] = {
+    "technical": Severity.INFO,
+    "low": Severity.INFO,
+    "medium": Severity.WARNING,
+    "high": Severity.CRITICAL,
+    "critical": Severity.CRITICAL,
+}
+# What a technical alert (a meter that stopped reporting) can be closed with.
+TECHNICAL_OUTCOMES = {AlertOutcome.FALSE_ALARM, AlertOutcome.ALL_WELL}
 NOT_HOME_STATUSES = {
     LifeStatus.IN_HOSPITAL,
     LifeStatus.DECEASED,
@@ -65,6 +83,17 @@ class Timers:
     visitor_minutes: int
     community_minutes: int
     remote_visit_counts: bool
+
+
+def severity_of(severity: str) -> str:
+    """The alert's severity (info, warning, critical) for a rule book severity (low, medium,
+    high, critical, technical); a stored severity is kept as it is."""
+    if severity in Severity.values:
+        return severity
+    try:
+        return RULE_SEVERITY[severity]
+    except KeyError:
+        raise AlertError(f"unknown severity {severity!r}") from None
 
 
 def district_rules(district_id: int | None) -> DistrictRules:
@@ -179,7 +208,7 @@ def alert_raise(found: Raise, *, now: dt.datetime | None = None) -> tuple[Alert 
     source = found.meter or found.device
     elder = found.elder or (source.elder if source is not None else None)
     technical = found.kind == AlertKind.DATA_SILENCE
-    person_alert = not technical and found.kind != AlertKind.DEVICE
+    person_alert = found.kind in PERSON_KINDS
     if person_alert and (elder is None or not elder_at_home(elder, timezone.localdate(now))):
         return None, False
     alert = Alert(
@@ -191,7 +220,7 @@ def alert_raise(found: Raise, *, now: dt.datetime | None = None) -> tuple[Alert 
         partner=source.partner if source is not None else None,
         kind=found.kind,
         rule=found.rule,
-        severity=found.severity,
+        severity=severity_of(found.severity),
         technical=technical,
         started_at=found.started_at,
         detected_at=found.detected_at,
@@ -244,7 +273,8 @@ def device_alert_raise(
             return None, False
         return alert_raise(
             Raise(
-                key=f"{device.device_id}:device_{kind}:{event.at.isoformat()}",
+                # In UTC: a re-delivery reads the event's time back from the database.
+                key=f"{device.device_id}:device_{kind}:{event.at.astimezone(dt.UTC).isoformat()}",
                 kind=AlertKind.DEVICE,
                 rule=f"device_{kind}",
                 severity="critical",
@@ -273,8 +303,20 @@ def _locked(alert: Alert) -> Alert:
     return Alert.objects.select_for_update().get(pk=alert.pk)
 
 
+def _may_handle(alert: Alert, actor: Any) -> None:
+    """Only someone who handles alerts and sees this one may acknowledge or close it."""
+    from tanfang.monitoring.selectors import alerts_visible_to
+
+    if (
+        not can(actor, Capability.HANDLE_ALERTS)
+        or not alerts_visible_to(actor).filter(pk=alert.pk).exists()
+    ):
+        raise AlertError(_("You cannot act on this alert."))
+
+
 def alert_acknowledge(alert: Alert, *, actor: User, note: str = "", request: Any = None) -> Alert:
     """The person on duty has seen the alert and is acting: the climb stops."""
+    _may_handle(alert, actor)
     now = timezone.now()
     with transaction.atomic():
         alert = _locked(alert)
@@ -294,14 +336,22 @@ def alert_close(
     alert: Alert, *, actor: User, outcome: str, note: str = "", request: Any = None
 ) -> Alert:
     """Record what was found; the alert is closed and its outcome counted. Closing an alert
-    nobody acknowledged acknowledges it too."""
+    nobody acknowledged acknowledges it too. A technical alert (a meter that stopped
+    reporting) closes only as a false alarm or all well: it says nothing about the person.
+    Hospitalised and found deceased set the elder's life status (and so her visit
+    obligations) through the registry's service."""
     if outcome not in AlertOutcome.values:
         raise AlertError(_("Choose what was found."))
+    _may_handle(alert, actor)
     now = timezone.now()
     with transaction.atomic():
         alert = _locked(alert)
         if alert.state == AlertState.CLOSED:
             raise AlertError(_("This alert is already closed."))
+        if alert.technical and outcome not in TECHNICAL_OUTCOMES:
+            raise AlertError(
+                _("A meter that stopped reporting is closed as a false alarm or as all well.")
+            )
         if alert.state == AlertState.OPEN:
             alert.acknowledged_at = now
             alert.acknowledged_by = actor
@@ -333,6 +383,9 @@ def alert_close(
                 since=timezone.localdate(now),
                 source="monitoring alert",
             )
+            from tanfang.visits.status import status_refresh
+
+            status_refresh(elder_ids=[alert.elder.pk])
     return alert
 
 
@@ -359,7 +412,11 @@ def alerts_escalate(*, now: dt.datetime | None = None) -> int:
     count = 0
     for pk in list(due):
         with transaction.atomic():
-            alert = Alert.objects.select_for_update().select_related("elder", "partner").get(pk=pk)
+            alert = (
+                Alert.objects.select_for_update(of=("self",))
+                .select_related("elder", "partner")
+                .get(pk=pk)
+            )
             waiting = alert.escalate_at
             if alert.state != AlertState.OPEN or waiting is None or waiting > now:
                 continue

@@ -261,6 +261,7 @@ class VisitSource(models.TextChoices):
     APP = "app", _("Field app")
     WEB = "web", _("Web form")
     IMPORT = "import", _("Imported")
+    MONITORING = "monitor", _("Remote monitoring")
 
 
 class Visit(models.Model):

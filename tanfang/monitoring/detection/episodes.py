@@ -36,13 +36,20 @@ class Alert:
 
 
 def open_state(cond: np.ndarray, clear: np.ndarray) -> np.ndarray:
-    """(M, T) bool: is an episode open at each tick."""
-    event = np.where(cond, 1, np.where(clear, -1, 0)).astype(np.int8)
+    """(M, T) bool: is an episode open at each tick.
+
+    The state is the last event at or before the tick; a tick where the condition holds is a
+    set whatever the clearing signal says, so the last event is a set exactly when the
+    condition holds there.
+    """
     t = cond.shape[1]
-    pos = np.where(event != 0, np.arange(t, dtype=np.int64)[None, :], -1)
-    last = np.maximum.accumulate(pos, axis=1)
-    rows = np.arange(cond.shape[0])[:, None]
-    return (last >= 0) & (event[rows, np.maximum(last, 0)] == 1)
+    pos = np.where(cond | clear, np.arange(t, dtype=np.int64)[None, :], -1)
+    np.maximum.accumulate(pos, axis=1, out=pos)
+    opened = pos >= 0
+    np.maximum(pos, 0, out=pos)
+    pos += (np.arange(cond.shape[0], dtype=np.int64) * t)[:, None]
+    opened &= cond.reshape(-1).take(pos)
+    return opened
 
 
 def alerts(out: RuleOutput, ticks: np.ndarray) -> list[Alert]:
@@ -82,8 +89,10 @@ def merged_alerts(outs: list[RuleOutput], ticks: np.ndarray) -> list[Alert]:
         return []
     if len(outs) == 1:
         return alerts(outs[0], ticks)
-    states: np.ndarray = np.stack([open_state(o.cond, o.clear) for o in outs])  # (R, M, T)
-    is_open: np.ndarray = np.any(states, axis=0)
+    states = [open_state(o.cond, o.clear) for o in outs]  # R x (M, T)
+    is_open = states[0].copy()
+    for state in states[1:]:
+        is_open |= state
     prev = np.concatenate((np.zeros((is_open.shape[0], 1), dtype=bool), is_open[:, :-1]), axis=1)
     raised_m, raised_k = np.nonzero(is_open & ~prev)
     if not len(raised_m):
@@ -94,7 +103,7 @@ def merged_alerts(outs: list[RuleOutput], ticks: np.ndarray) -> list[Alert]:
         closing.setdefault(m, []).append(k)
     result = []
     for m, k in zip(raised_m.tolist(), raised_k.tolist(), strict=True):
-        firing = [r for r in range(len(outs)) if states[r, m, k]]
+        firing = [r for r in range(len(outs)) if states[r][m, k]]
         lead = outs[firing[0]]
         later = [c for c in closing.get(m, []) if c > k]
         started = int(lead.started[m, k])

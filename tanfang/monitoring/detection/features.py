@@ -18,8 +18,8 @@ class Features:
     usage: np.ndarray  # (M, S) float64, NaN = missing
     known: np.ndarray  # (M, S) bool
     active: np.ndarray  # (M, S) bool
-    last_active: np.ndarray  # (M, S) int64: last active slot <= j, -1 none
-    inactive_slots: np.ndarray  # (M, S) int64: proven inactive slots ending at j
+    last_active: np.ndarray  # (M, S) int32 (int64 if S >= 2**31): last active slot <= j, -1 none
+    inactive_slots: np.ndarray  # (M, S) int32 (as last_active): proven inactive slots ending at j
     cum_known: np.ndarray  # (M, S+1) int32: known slots before j
     cum_usage: np.ndarray  # (M, S+1) float64: usage before j (missing as 0, see cum_known)
 
@@ -29,13 +29,17 @@ class Features:
 
 
 def running_last(mask: np.ndarray) -> np.ndarray:
-    """Per row, the index of the last True at or before each column, -1 if none."""
-    idx = np.where(mask, np.arange(mask.shape[1], dtype=np.int64)[None, :], -1)
-    return np.maximum.accumulate(idx, axis=1)
+    """Per row, the index of the last True at or before each column, -1 if none (int32 while
+    the columns fit: half the memory traffic of int64)."""
+    dtype = np.int32 if mask.shape[1] < 2**31 - 1 else np.int64
+    idx = np.where(mask, np.arange(mask.shape[1], dtype=dtype)[None, :], dtype(-1))
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    return idx
 
 
 def build(usage: np.ndarray, peak: np.ndarray, act_thr_slots: np.ndarray) -> Features:
-    """``act_thr_slots``: the activity threshold in force for each slot (its day's profile).
+    """``act_thr_slots``: the activity threshold in force for each slot (its day's profile),
+    (M, S) or (M, 1) when it is the same for all slots.
 
     A slot is active when its usage, or the usage of a longer reading interval covering it
     (``peak``), is above the threshold.
@@ -48,8 +52,12 @@ def build(usage: np.ndarray, peak: np.ndarray, act_thr_slots: np.ndarray) -> Fea
     last_active = running_last(active)
     # Inactivity is proven only over known slots: a missing slot ends the proof as surely as
     # activity does (missing data is never inactivity).
-    last_event = running_last(active | ~known)
-    inactive = np.arange(usage.shape[1], dtype=np.int64)[None, :] - last_event
+    event = ~known
+    event |= active
+    last_event = running_last(event)
+    del event
+    inactive = np.subtract(np.arange(usage.shape[1], dtype=last_event.dtype)[None, :], last_event)
+    del last_event
     m = usage.shape[0]
     cum_known = np.zeros((m, usage.shape[1] + 1), dtype=np.int32)
     np.cumsum(known, axis=1, out=cum_known[:, 1:])

@@ -52,6 +52,10 @@ def spread(norm: Normalised, grid: Grid, n_meters: int) -> tuple[np.ndarray, np.
     share of each slot is.
     """
     cells = n_meters * grid.slots
+    aligned = _aligned(norm, grid, cells)
+    if aligned is not None:
+        out = aligned.reshape(n_meters, grid.slots)
+        return out, out
     usage = np.zeros(cells)
     cover = np.zeros(cells)
     peak = usage
@@ -62,6 +66,36 @@ def spread(norm: Normalised, grid: Grid, n_meters: int) -> tuple[np.ndarray, np.
     if peak is not usage:
         peak[missing] = np.nan
     return usage.reshape(n_meters, grid.slots), peak.reshape(n_meters, grid.slots)
+
+
+def _aligned(norm: Normalised, grid: Grid, cells: int) -> np.ndarray | None:
+    """The common case at no cost: every interval (inside the grid) is exactly one slot and
+    no two share a slot. Then each slot's usage is its interval's (the general path's sums
+    reduce to ``0.0 + weight``), every other slot is missing, and the peak is the usage.
+    None when the case does not hold."""
+    if not len(norm.iv_meter):
+        return None
+    step = grid.step
+    a = norm.iv_start - grid.g0
+    b = norm.iv_end - grid.g0
+    if not bool(np.all(b - a == step)):
+        return None
+    if not bool(np.all(a % step == 0)):
+        return None
+    inside = (b > 0) & (a < grid.slots * step)
+    m, u, gap = norm.iv_meter, norm.iv_usage, norm.iv_gap
+    if not bool(inside.all()):
+        a, m, u, gap = a[inside], m[inside], u[inside], gap[inside]
+    flat = m.astype(np.int64) * grid.slots + a // step
+    if len(flat) > 1 and not bool(np.all(flat[1:] > flat[:-1])):
+        return None
+    span = float(step)
+    weight = u * span / span
+    if gap.any():
+        weight = np.where(gap, u, weight)
+    out = np.full(cells, np.nan)
+    out[flat] = weight + 0.0
+    return out
 
 
 def _add(norm: Normalised, grid: Grid, usage: np.ndarray, cover: np.ndarray) -> np.ndarray:

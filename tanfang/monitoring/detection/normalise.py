@@ -77,22 +77,32 @@ class _Sink:
 
 def sort_dedupe(readings: Readings, sink: _Sink) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m, ts, v = readings.meter, readings.ts, readings.value
-    if len(m) > 1:
-        dm, dts = np.diff(m), np.diff(ts)
-        if not ((dm > 0) | ((dm == 0) & (dts > 0))).all():
-            order = np.lexsort((v, ts, m))
-            m, ts, v = m[order], ts[order], v[order]
-            same = (m[1:] == m[:-1]) & (ts[1:] == ts[:-1])
-            if same.any():
-                drop = np.flatnonzero(same)  # keep the last (largest value) of each group
-                equal = v[drop] == v[drop + 1]
-                sink.flag("duplicate", m[drop[equal]], ts[drop[equal]], v[drop[equal]])
-                d2 = drop[~equal]
-                sink.flag("conflicting_duplicate", m[d2], ts[d2], v[d2])
-                keep = np.ones(len(m), dtype=bool)
-                keep[drop] = False
-                m, ts, v = m[keep], ts[keep], v[keep]
+    if len(m) > 1 and not _sorted_unique(m, ts):
+        order = np.lexsort((v, ts, m))
+        m, ts, v = m[order], ts[order], v[order]
+        same = (m[1:] == m[:-1]) & (ts[1:] == ts[:-1])
+        if same.any():
+            drop = np.flatnonzero(same)  # keep the last (largest value) of each group
+            equal = v[drop] == v[drop + 1]
+            sink.flag("duplicate", m[drop[equal]], ts[drop[equal]], v[drop[equal]])
+            d2 = drop[~equal]
+            sink.flag("conflicting_duplicate", m[d2], ts[d2], v[d2])
+            keep = np.ones(len(m), dtype=bool)
+            keep[drop] = False
+            m, ts, v = m[keep], ts[keep], v[keep]
     return m, ts, v
+
+
+def _sorted_unique(m: np.ndarray, ts: np.ndarray) -> bool:
+    """Sorted by (meter, ts) without repeated (meter, ts)."""
+    m1, m0 = m[1:], m[:-1]
+    if not bool(np.all(m1 >= m0)):
+        return False
+    return bool(np.all((m1 != m0) | (ts[1:] > ts[:-1])))
+
+
+def _constant(a: np.ndarray) -> bool:
+    return len(a) > 0 and bool(np.all(a == a[0]))
 
 
 def normalise(
@@ -111,46 +121,73 @@ def normalise(
         if future.any():
             sink.flag("future_timestamp", m[future], ts[future], v[future])
             m, ts, v = m[~future], ts[~future], v[~future]
-    r = v * meters.factor[m]
+    r = v if bool(np.all(meters.factor == 1.0)) else v * meters.factor[m]
     accepted = np.zeros(len(m), dtype=bool)
-    cumulative = np.array([reg == "cumulative" for reg in meters.register], dtype=bool)
-    parts: list[tuple[np.ndarray, ...]] = []
-    is_cum = cumulative[m]
-    if (~is_cum).any():
-        parts.append(
-            _interval_registers(
-                np.flatnonzero(~is_cum), m, ts, r, meters, max_per_hour, sink, accepted
+    cumulative = meters.flags("cumulative")
+    # Each interval is named by the reading that ends it (an index into the sorted readings):
+    # ordering intervals by that index orders them by (meter, end).
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    if len(m):
+        if not cumulative.any():
+            cum_rows: np.ndarray | None = np.zeros(0, np.int64)
+            int_rows: np.ndarray | None = None
+        elif cumulative.all():
+            cum_rows, int_rows = None, np.zeros(0, np.int64)
+        else:
+            is_cum = cumulative[m]
+            cum_rows, int_rows = np.flatnonzero(is_cum), np.flatnonzero(~is_cum)
+        if int_rows is None or len(int_rows):
+            parts.append(
+                _interval_registers(int_rows, m, ts, r, meters, max_per_hour, sink, accepted)
             )
-        )
-    if is_cum.any():
-        parts.extend(
-            _cumulative_registers(
-                np.flatnonzero(is_cum), m, ts, r, meters, max_per_hour, sink, accepted
+        if cum_rows is None or len(cum_rows):
+            parts.extend(
+                _cumulative_registers(cum_rows, m, ts, r, meters, max_per_hour, sink, accepted)
             )
-        )
     if parts:
-        iv_m, iv_s, iv_e, iv_u = (np.concatenate([p[i] for p in parts]) for i in range(4))
-        order = np.lexsort((iv_e, iv_m))
-        iv_m, iv_s, iv_e, iv_u = iv_m[order], iv_s[order], iv_e[order], iv_u[order]
+        ends = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+        iv_s = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
+        iv_u = parts[0][2] if len(parts) == 1 else np.concatenate([p[2] for p in parts])
+        if len(ends) > 1 and not bool(np.all(ends[1:] > ends[:-1])):
+            # Rank of each end among all ends (they are distinct): a scatter, not a sort.
+            mark = np.zeros(len(m), dtype=bool)
+            mark[ends] = True
+            rank = np.cumsum(mark) - 1
+            dest = rank[ends]
+            order = np.empty_like(ends)
+            order[dest] = np.arange(len(ends))
+            ends, iv_s, iv_u = ends[order], iv_s[order], iv_u[order]
+        iv_m, iv_e = m[ends], ts[ends]
     else:
         iv_m, iv_s, iv_e = (np.zeros(0, np.int64) for _ in range(3))
         iv_u = np.zeros(0)
-    iv_gap = ((iv_e - iv_s) > max_gap_s[iv_m]) & (iv_u > 0)
+    if _constant(max_gap_s):
+        iv_gap = ((iv_e - iv_s) > max_gap_s[0]) & (iv_u > 0)
+    else:
+        iv_gap = ((iv_e - iv_s) > max_gap_s[iv_m]) & (iv_u > 0)
+    all_accepted = bool(accepted.all())
     return Normalised(
         iv_meter=iv_m.astype(np.int32, copy=False),
         iv_start=iv_s,
         iv_end=iv_e,
         iv_usage=iv_u,
         iv_gap=iv_gap,
-        acc_meter=m[accepted],
-        acc_ts=ts[accepted],
+        acc_meter=m if all_accepted else m[accepted],
+        acc_ts=ts if all_accepted else ts[accepted],
         quarantine=sink.done(),
         info=sink.info,
     )
 
 
+def _per_reading(per_meter: np.ndarray, mm: np.ndarray) -> np.ndarray:
+    """A per-meter parameter at each reading: one value when it is the same for all meters."""
+    if _constant(per_meter):
+        return per_meter[:1]
+    return per_meter[mm]
+
+
 def _interval_registers(
-    rows: np.ndarray,
+    rows: np.ndarray | None,
     m: np.ndarray,
     ts: np.ndarray,
     r: np.ndarray,
@@ -158,26 +195,40 @@ def _interval_registers(
     max_per_hour: np.ndarray,
     sink: _Sink,
     accepted: np.ndarray,
-) -> tuple[np.ndarray, ...]:
-    mm, tt, uu = m[rows], ts[rows], r[rows]
-    interval = meters.interval_s[mm]
-    if np.isnan(interval).any():
-        interval = np.where(np.isnan(interval), _median_spacing(mm, tt, len(meters))[mm], interval)
-    limit = max_per_hour[mm] * np.maximum(interval, MIN_SPAN_S) / 3600.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rows``: the readings of interval registers (None: all). Returns (end reading index,
+    start, usage) per interval."""
+    if rows is None:
+        mm, tt, uu = m, ts, r
+        rows = np.arange(len(m))
+    else:
+        mm, tt, uu = m[rows], ts[rows], r[rows]
+    if _constant(meters.interval_s) and not np.isnan(meters.interval_s[0]):
+        interval = meters.interval_s[:1]
+    else:
+        interval = meters.interval_s[mm]
+        if np.isnan(interval).any():
+            spacing = _median_spacing(mm, tt, len(meters))[mm]
+            interval = np.where(np.isnan(interval), spacing, interval)
+    limit = _per_reading(max_per_hour, mm) * np.maximum(interval, MIN_SPAN_S) / 3600.0
     negative = uu < 0
     absurd = uu > limit
-    for reason, mask in (("negative_usage", negative), ("absurd_value", absurd)):
-        sink.flag(reason, mm[mask], tt[mask], uu[mask] / meters.factor[mm[mask]])
-    good = ~(negative | absurd)
-    accepted[rows[good]] = True
-    mm, tt, uu, interval = mm[good], tt[good], uu[good], interval[good]
+    bad = negative | absurd
+    if bad.any():
+        for reason, mask in (("negative_usage", negative), ("absurd_value", absurd)):
+            sink.flag(reason, mm[mask], tt[mask], uu[mask] / meters.factor[mm[mask]])
+        good = ~bad
+        accepted[rows[good]] = True
+        rows, mm, tt, uu = rows[good], mm[good], tt[good], uu[good]
+        if len(interval) > 1:
+            interval = interval[good]
+    else:
+        accepted[rows] = True
     start = tt - interval.astype(np.int64)
     if len(mm) > 1:
         # Readings closer than the interval must not count the same time twice.
-        same = np.concatenate(([False], mm[1:] == mm[:-1]))
-        prev = np.concatenate(([0], tt[:-1]))
-        start = np.where(same, np.maximum(start, prev), start)
-    return mm, start, tt, uu
+        np.maximum(start[1:], tt[:-1], out=start[1:], where=mm[1:] == mm[:-1])
+    return rows, start, uu
 
 
 def _median_spacing(m: np.ndarray, ts: np.ndarray, n_meters: int) -> np.ndarray:
@@ -197,7 +248,7 @@ def _median_spacing(m: np.ndarray, ts: np.ndarray, n_meters: int) -> np.ndarray:
 
 
 def _cumulative_registers(
-    rows: np.ndarray,
+    rows: np.ndarray | None,
     m: np.ndarray,
     ts: np.ndarray,
     r: np.ndarray,
@@ -205,37 +256,45 @@ def _cumulative_registers(
     max_per_hour: np.ndarray,
     sink: _Sink,
     accepted: np.ndarray,
-) -> list[tuple[np.ndarray, ...]]:
-    mm, tt, rr = m[rows], ts[rows], r[rows]
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``rows``: the readings of cumulative registers (None: all). Returns (end reading
+    index, start, usage) per interval, in parts."""
+    if rows is None:
+        mm, tt, rr = m, ts, r
+        rows = np.arange(len(m))
+    else:
+        mm, tt, rr = m[rows], ts[rows], r[rows]
     same = mm[1:] == mm[:-1]
     d = np.diff(rr)
     dt = np.diff(tt)
-    limit = max_per_hour[mm[1:]] * np.maximum(dt, MIN_SPAN_S) / 3600.0
+    limit = _per_reading(max_per_hour, mm[1:]) * np.maximum(dt, MIN_SPAN_S) / 3600.0
     odd = same & ((d < 0) | (d > limit))
+    if not odd.any():
+        accepted[rows] = True
+        return [(rows[1:][same], tt[:-1][same], d[same])]
     bad_meters = np.unique(mm[1:][odd])
-    slow = np.isin(mm, bad_meters) if len(bad_meters) else np.zeros(len(mm), dtype=bool)
+    slow = np.isin(mm, bad_meters)
     fast_pair = same & ~slow[1:]
     accepted[rows[~slow]] = True
-    out: list[tuple[np.ndarray, ...]] = [
-        (mm[1:][fast_pair], tt[:-1][fast_pair], tt[1:][fast_pair], d[fast_pair])
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
+        (rows[1:][fast_pair], tt[:-1][fast_pair], d[fast_pair])
     ]
-    if len(bad_meters):
-        starts = np.searchsorted(mm, bad_meters, side="left")
-        ends = np.searchsorted(mm, bad_meters, side="right")
-        for meter, a, b in zip(bad_meters, starts, ends, strict=True):
-            out.append(
-                _cumulative_slow(
-                    int(meter),
-                    tt[a:b],
-                    rr[a:b],
-                    rows[a:b],
-                    float(max_per_hour[meter]),
-                    float(meters.rollover[meter]),
-                    float(meters.factor[meter]),
-                    sink,
-                    accepted,
-                )
+    starts = np.searchsorted(mm, bad_meters, side="left")
+    ends = np.searchsorted(mm, bad_meters, side="right")
+    for meter, a, b in zip(bad_meters, starts, ends, strict=True):
+        out.append(
+            _cumulative_slow(
+                int(meter),
+                tt[a:b],
+                rr[a:b],
+                rows[a:b],
+                float(max_per_hour[meter]),
+                float(meters.rollover[meter]),
+                float(meters.factor[meter]),
+                sink,
+                accepted,
             )
+        )
     return out
 
 
@@ -249,8 +308,9 @@ def _cumulative_slow(
     factor: float,
     sink: _Sink,
     accepted: np.ndarray,
-) -> tuple[np.ndarray, ...]:
-    """One meter's register, reading by reading (the vectorised path's semantics, plus repair)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One meter's register, reading by reading (the vectorised path's semantics, plus repair).
+    Returns (end reading index, start, usage) per interval."""
     starts: list[int] = []
     ends: list[int] = []
     usage: list[float] = []
@@ -292,18 +352,16 @@ def _cumulative_slow(
             cand = (v, t)
             continue
         starts.append(ref_t)
-        ends.append(t)
+        ends.append(int(rows[i]))
         usage.append(use)
         ref_v, ref_t, cand = v, t, None
         accepted[rows[i]] = True
     for reason, idx in flags.items():
         sel = np.array(idx)
         sink.flag(reason, np.full(len(sel), meter, np.int32), ts[sel], reg[sel] / factor)
-    n = len(starts)
     return (
-        np.full(n, meter, dtype=np.int32),
-        np.array(starts, dtype=np.int64),
         np.array(ends, dtype=np.int64),
+        np.array(starts, dtype=np.int64),
         np.array(usage, dtype=np.float64),
     )
 

@@ -86,6 +86,8 @@ class Profile:
         return self.act_thr.shape[1]
 
     def day_index(self, local_day: np.ndarray) -> np.ndarray:
+        if self.days == 1:
+            return np.zeros(np.shape(local_day), dtype=np.int64)
         return np.clip(local_day - self.day0, 0, self.days - 1)
 
     # -- learning ---------------------------------------------------------------------------
@@ -356,6 +358,32 @@ class Profile:
             "spell": spell_hours[:, None, :],
         }
         return p
+
+    def take(self, rows: np.ndarray) -> Profile:
+        """The profile of some of its meters (``rows``: positions), e.g. a batch of a stored
+        profile; cached thresholds are not carried over."""
+        if len(rows) == self.act_thr.shape[0] and np.array_equal(rows, np.arange(len(rows))):
+            return self
+
+        def sub(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None or a.ndim == 0 or a.shape[0] == 0 else a[rows]
+
+        learned = sub(self.act_thr_learned)
+        return Profile(
+            day0=self.day0,
+            act_thr=self.act_thr[rows],
+            weekday_of_day=self.weekday_of_day,
+            act_thr_learned=learned if learned is not None else self.act_thr_learned,
+            _hourly_inact=sub(self._hourly_inact),
+            _cum_by_hour=sub(self._cum_by_hour),
+            _usable=sub(self._usable),
+            _spells=sub(self._spells),
+            _spell_end=sub(self._spell_end),
+            _day_longest=sub(self._day_longest),
+            _day_longest_end=sub(self._day_longest_end),
+            learning=self.learning,
+            _given={k: v[rows] for k, v in self._given.items()},
+        )
 
     def inactivity_quantile(self, q: float) -> np.ndarray:
         """(meters, days, 24): quantile q of the longest inactivity at each hour."""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tanfang.monitoring.detection.config import PERSON_KINDS, Rule
-from tanfang.monitoring.detection.features import Features, take
+from tanfang.monitoring.detection.features import Features, running_last
 from tanfang.monitoring.detection.grid import Calendar, Grid
 from tanfang.monitoring.detection.profile import Profile
 
@@ -43,21 +43,49 @@ class Context:
     def __post_init__(self) -> None:
         m, t = self.known_until.shape
         self.rows = np.broadcast_to(np.arange(m)[:, None], (m, t))
+        self._flat: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         if self.feat is None:  # only the silence rule runs: no slot features needed
             return
+        zones = np.unique(self.zone_idx)
+        self.zone0 = int(zones[0]) if len(zones) == 1 else -1  # one time zone: 1-d lookups
         last = self.grid.complete(np.where(self.seen > 0, self.known_until, self.grid.g0)) - 1
         self.last = last  # (M, T), -1: nothing complete
-        zone = np.broadcast_to(self.zone_idx[:, None], (m, t))
         safe = np.maximum(last, 0)
-        self.local_day = self.cal.day[zone, safe]
-        self.slot_of_day = self.cal.slot_of_day[zone, safe]
+        self.local_day = self.cal_at(self.cal.day, safe)
+        self.slot_of_day = self.cal_at(self.cal.slot_of_day, safe)
         self.day_idx = self.profile.day_index(self.local_day)
-        la = take(self.feat.last_active, self.rows, last)
+        la = self.at(self.feat.last_active, last)
         self.last_active = np.where(last >= 0, la, -1)
         prev = np.concatenate((np.full((m, 1), -2), self.last_active[:, :-1]), axis=1)
         self.new_activity = self.last_active > prev
+        self.j1 = last + 1  # the slot after the last complete one (cumulative sums end there)
 
-    def slot_end(self, j: np.ndarray | int) -> np.ndarray:
+    def cal_at(self, table: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``table[zone of each meter, cols]`` for a (zones, slots) calendar table."""
+        if self.zone0 >= 0:
+            return table[self.zone0].take(cols)
+        return table[self.zone_idx[:, None], cols]
+
+    def at(self, a: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``a[m, cols[m, k]]`` for an (M, width) array, cols clipped to the width; the flat
+        index of the context's own ``last`` and ``j1`` is computed once per width."""
+        return a.reshape(-1).take(self.flat(cols, a.shape[1]))
+
+    def flat(self, cols: np.ndarray, width: int) -> np.ndarray:
+        """The flat index of ``cols`` (clipped) into an (M, width) array."""
+        keep = cols is self.__dict__.get("last") or cols is self.__dict__.get("j1")
+        hit = self._flat.get((id(cols), width)) if keep else None
+        if hit is not None and hit[0] is cols:
+            return hit[1]
+        flat = np.clip(cols, 0, width - 1).astype(np.int64, copy=False)
+        flat += (np.arange(cols.shape[0], dtype=np.int64) * width)[:, None]
+        if keep:
+            self._flat[(id(cols), width)] = (cols, flat)
+        return flat
+
+    def slot_end(self, j: np.ndarray | int) -> Any:
+        if isinstance(j, int | np.integer):  # one slot (evidence): plain integers
+            return self.grid.g0 + (int(j) + 1) * self.grid.step
         return self.grid.g0 + (np.asarray(j, dtype=np.int64) + 1) * self.grid.step
 
     def iso(self, t: Any) -> str:
@@ -89,25 +117,27 @@ def _inactivity_started(ctx: Context, fallback: np.ndarray) -> np.ndarray:
 def _fixed(rule: Rule, ctx: Context) -> RuleOutput:
     p, f, g = rule.params, ctx.feat, ctx.grid
     w = max(1, round(float(p["window_hours"]) * 3600 / g.step))
-    j1 = ctx.last + 1
+    j1 = ctx.j1
     lo = j1 - w
     ok = lo >= 0
-    complete = ok & ((take(f.cum_known, ctx.rows, j1) - take(f.cum_known, ctx.rows, lo)) == w)
-    total = take(f.cum_usage, ctx.rows, j1) - take(f.cum_usage, ctx.rows, lo)
+    at_lo = ctx.flat(lo, f.cum_known.shape[1])  # cum_known and cum_usage: both S + 1 wide
+    complete = ok & ((ctx.at(f.cum_known, j1) - f.cum_known.reshape(-1).take(at_lo)) == w)
+    total = ctx.at(f.cum_usage, j1) - f.cum_usage.reshape(-1).take(at_lo)
+    del at_lo
     if p["mode"] == "sum":
         cond = complete & (total <= float(p["max_total"]))
     elif float(p["floor_per_hour"]) > 0:
         # Every slot of the window at or below a fixed floor ("electricity below a floor").
         floor = float(p["floor_per_hour"]) * g.step / 3600.0
-        above = f.known & (np.nan_to_num(f.usage) > floor)
+        above = f.usage > floor  # NaN (missing) is not above
         cum_above = np.zeros((above.shape[0], above.shape[1] + 1), dtype=np.int32)
         np.cumsum(above, axis=1, out=cum_above[:, 1:])
-        none_above = (take(cum_above, ctx.rows, j1) - take(cum_above, ctx.rows, lo)) == 0
+        none_above = (ctx.at(cum_above, j1) - ctx.at(cum_above, lo)) == 0
         cond = complete & none_above
     else:
         # Every slot of the window within the home's own base load (no activity): the proven
         # inactivity covers the whole window.
-        cond = complete & (take(f.inactive_slots, ctx.rows, ctx.last) >= w)
+        cond = complete & (ctx.at(f.inactive_slots, ctx.last) >= w)
     window_start = ctx.slot_end(lo - 1)
     started = _inactivity_started(ctx, window_start)
 
@@ -141,29 +171,29 @@ def _routine(rule: Rule, ctx: Context) -> RuleOutput:
     """
     p = rule.params
     hours_per_slot = ctx.grid.step / 3600.0
-    inactive = take(ctx.feat.inactive_slots, ctx.rows, ctx.last) * hours_per_slot
+    inactive = ctx.at(ctx.feat.inactive_slots, ctx.last) * hours_per_slot
     inactive = np.where(ctx.last >= 0, inactive, 0.0)
     if p["basis"] in ("spell", "days"):
         began = np.minimum(ctx.last_active + 1, ctx.grid.slots - 1)
-        zone = ctx.zone_idx[:, None]
-        began_day = ctx.profile.day_index(ctx.cal.day[zone, began])
-        hour = np.minimum(ctx.cal.slot_of_day[zone, began] // ctx.grid.per_hour, 23)
+        began_day = ctx.profile.day_index(ctx.cal_at(ctx.cal.day, began))
+        hour = np.minimum(ctx.cal_at(ctx.cal.slot_of_day, began) // ctx.grid.per_hour, 23)
     else:
+        began_day = ctx.day_idx
         hour = np.minimum(ctx.slot_of_day // ctx.grid.per_hour, 23)
     if p["basis"] == "days":
         # The thresholds come whole from the profile (steps in Profile.day_thresholds).
         table = ctx.profile.day_thresholds(p)
-        thr = np.where(ctx.last_active >= 0, table[ctx.rows, began_day, hour], np.nan)
-        usual = np.full(thr.shape, np.nan)
+        thr = np.where(ctx.last_active >= 0, _by_day_hour(table, began_day, hour), np.nan)
+        usual = np.broadcast_to(np.nan, thr.shape)  # not used by this basis (evidence: null)
     else:
         if p["basis"] == "spell":
             table = ctx.profile.spell_quantile(
                 float(p["quantile"]), int(p["around_hours"]), int(p["min_spells"])
             )
-            usual = np.where(ctx.last_active >= 0, table[ctx.rows, began_day, hour], np.nan)
+            usual = np.where(ctx.last_active >= 0, _by_day_hour(table, began_day, hour), np.nan)
         else:
             table = ctx.profile.inactivity_quantile(float(p["quantile"]))
-            usual = table[ctx.rows, ctx.day_idx, hour]
+            usual = _by_day_hour(table, ctx.day_idx, hour)
         thr = np.clip(
             usual * float(p["multiplier"]) + float(p["margin_hours"]),
             float(p["min_hours"]),
@@ -171,7 +201,11 @@ def _routine(rule: Rule, ctx: Context) -> RuleOutput:
         )
         # Nothing learned for this situation: the rule's fallback (NaN = stay quiet).
         thr = np.where(np.isnan(thr), float(p["fallback_hours"]) or np.nan, thr)
-    learned = ~np.isnan(ctx.profile.act_thr_learned[ctx.rows, ctx.day_idx])
+    learned_thr = ctx.profile.act_thr_learned
+    if learned_thr.shape[1] == 1:
+        learned = ~np.isnan(learned_thr)  # (M, 1): one day, every tick reads it
+    else:
+        learned = ~np.isnan(learned_thr[ctx.rows, ctx.day_idx])
     with np.errstate(invalid="ignore"):
         cond = learned & (inactive > thr)
     started = _inactivity_started(ctx, ctx.slot_end(ctx.last) - (inactive * 3600).astype(np.int64))
@@ -189,17 +223,23 @@ def _routine(rule: Rule, ctx: Context) -> RuleOutput:
     return RuleOutput(rule, cond, ctx.new_activity & ~cond, started, evidence)
 
 
+def _by_day_hour(table: np.ndarray, day: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    """``table[m, day[m, k], hour[m, k]]`` for a (M, days, 24) table (one day: no day index)."""
+    m, n_days, hours = table.shape
+    rows = (np.arange(m, dtype=np.int64) * n_days)[:, None]
+    idx = rows + day if n_days > 1 else np.broadcast_to(rows, hour.shape)
+    return table.reshape(-1).take(idx * hours + hour)
+
+
 def _low_usage(rule: Rule, ctx: Context) -> RuleOutput:
     p = rule.params
     base = ctx.profile.cumulative_quantile(float(p["quantile"]))  # (M, days, 24)
     done = _hours_done(ctx)
-    usual = base[ctx.rows, ctx.day_idx, np.maximum(done, 0)]
-    f, j1 = ctx.feat, ctx.last + 1
+    usual = _by_day_hour(base, ctx.day_idx, np.maximum(done, 0))
+    f, j1 = ctx.feat, ctx.j1
     j0 = ctx.last - ctx.slot_of_day  # first slot of the local day
-    today = take(f.cum_usage, ctx.rows, j1) - take(f.cum_usage, ctx.rows, j0)
-    whole = (j0 >= 0) & (
-        (take(f.cum_known, ctx.rows, j1) - take(f.cum_known, ctx.rows, j0)) == j1 - j0
-    )
+    today = ctx.at(f.cum_usage, j1) - ctx.at(f.cum_usage, j0)
+    whole = (j0 >= 0) & ((ctx.at(f.cum_known, j1) - ctx.at(f.cum_known, j0)) == j1 - j0)
     with np.errstate(invalid="ignore"):
         cond = (
             (ctx.last >= 0)
@@ -225,11 +265,9 @@ def _low_usage(rule: Rule, ctx: Context) -> RuleOutput:
 
 def _continuous(rule: Rule, ctx: Context) -> RuleOutput:
     p, f, g = rule.params, ctx.feat, ctx.grid
-    flow = f.known & (np.nan_to_num(f.usage) > float(p["min_flow"]))
-    from tanfang.monitoring.detection.features import running_last
-
+    flow = f.usage > float(p["min_flow"])  # min_flow >= 0: missing (NaN) is no flow
     last_break = running_last(~flow)
-    run = np.where(ctx.last >= 0, ctx.last - take(last_break, ctx.rows, ctx.last), 0)
+    run = np.where(ctx.last >= 0, ctx.last - ctx.at(last_break, ctx.last), 0)
     hours = run * (g.step / 3600.0)
     fine = ctx.interval_s <= float(p["max_interval_minutes"]) * 60 + 1
     cond = (hours > float(p["hours"])) & fine[:, None]

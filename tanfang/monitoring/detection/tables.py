@@ -15,11 +15,17 @@ stamps the end of the reading's interval.
 from __future__ import annotations
 
 import datetime as dt
+import operator
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 UNIT_FACTORS = {"L": 1.0, "m3": 1000.0, "ft3": 28.316846592, "Wh": 1.0, "kWh": 1000.0}
 UNIT_UTILITIES = {
@@ -30,6 +36,8 @@ UNIT_UTILITIES = {
 }
 REGISTERS = ("interval", "cumulative")
 STATUSES = ("", "active", "away", "hospital", "deceased")
+SUPPRESSING = ("away", "hospital", "deceased")  # statuses that silence person alerts
+READ_COLUMNS = ["meter_id", "ts", "value"]
 DEFAULT_TZ = "Asia/Shanghai"
 
 
@@ -53,6 +61,8 @@ class MeterTable:
     rollover: np.ndarray  # register capacity in normalised units, NaN: unknown
     device_kind: list[str]
     index: dict[str, int] = field(default_factory=dict)
+    # Derived lookups (meter id -> row for integer ids, ...), built on first use.
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.index:
@@ -62,20 +72,57 @@ class MeterTable:
         return len(self.meter_id)
 
     def take(self, rows: np.ndarray | list[int]) -> MeterTable:
-        idx = [int(i) for i in rows]
+        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(idx) == 0:
+            return MeterTable([], [], [], [], self.factor[:0], self.interval_s[:0], [], [], [],
+                              self.rollover[:0], [])  # fmt: skip
+        pick = operator.itemgetter(*idx.tolist())
+
+        def column(values: list[str]) -> list[str]:
+            got = pick(values)
+            return list(got) if len(idx) > 1 else [got]
+
         return MeterTable(
-            meter_id=[self.meter_id[i] for i in idx],
-            elder_id=[self.elder_id[i] for i in idx],
-            utility=[self.utility[i] for i in idx],
-            register=[self.register[i] for i in idx],
+            meter_id=column(self.meter_id),
+            elder_id=column(self.elder_id),
+            utility=column(self.utility),
+            register=column(self.register),
             factor=self.factor[idx],
             interval_s=self.interval_s[idx],
-            tz=[self.tz[i] for i in idx],
-            district=[self.district[i] for i in idx],
-            status=[self.status[i] for i in idx],
+            tz=column(self.tz),
+            district=column(self.district),
+            status=column(self.status),
             rollover=self.rollover[idx],
-            device_kind=[self.device_kind[i] for i in idx],
+            device_kind=column(self.device_kind),
         )
+
+    def codes(self, name: str) -> tuple[list[str], np.ndarray]:
+        """A text column as (its distinct values, sorted; each row's index into them), as
+        ``np.unique(column, return_inverse=True)`` gives, cached."""
+        key = f"codes:{name}"
+        if key not in self._derived:
+            column: list[str] = getattr(self, name)
+            values = sorted(set(column))
+            index = {v: i for i, v in enumerate(values)}
+            codes = np.fromiter(map(index.__getitem__, column), np.int64, len(column))
+            self._derived[key] = (values, codes)
+        found: tuple[list[str], np.ndarray] = self._derived[key]
+        return found
+
+    def flags(self, name: str) -> np.ndarray:
+        """Per meter bool arrays, cached: ``cumulative`` (register), ``suppressed`` (status
+        away, hospital or deceased)."""
+        key = f"flags:{name}"
+        if key not in self._derived:
+            if name == "cumulative":
+                out = np.array([r == "cumulative" for r in self.register], dtype=bool)
+            elif name == "suppressed":
+                out = np.array([s in SUPPRESSING for s in self.status], dtype=bool)
+            else:
+                raise KeyError(name)
+            self._derived[key] = out
+        flags: np.ndarray = self._derived[key]
+        return flags
 
     @classmethod
     def build(cls, rows: list[dict[str, object]]) -> MeterTable:
@@ -180,60 +227,258 @@ def reading_files(path: str | Path) -> list[Path]:
 
 
 def read_readings(path: str | Path, meters: MeterTable) -> Readings:
+    """Every reading of the file or folder, in file order, ids mapped to meter rows.
+
+    Parquet files with numeric timestamps are read row group by row group (two threads);
+    anything else through Polars as one frame. Both give the same readings.
+    """
+    files = reading_files(path)
+    if not batchable(files):
+        return readings_from_frame(_read_frame(files), meters)
+    parts = list(reading_batches(files, meters))
+    rejected: dict[str, int] = {}
+    for part in parts:
+        for k, v in part.rejected.items():
+            rejected[k] = rejected.get(k, 0) + v
+    if len(parts) == 1:
+        only = parts[0]
+        return Readings(only.meter, only.ts, only.value, rejected)
+    return Readings(
+        np.concatenate([p.meter for p in parts]) if parts else np.zeros(0, np.int32),
+        np.concatenate([p.ts for p in parts]) if parts else np.zeros(0, np.int64),
+        np.concatenate([p.value for p in parts]) if parts else np.zeros(0),
+        rejected,
+    )
+
+
+def _read_frame(files: list[Path]) -> pl.DataFrame:
     frames = []
-    for file in reading_files(path):
+    for file in files:
         try:
             if file.suffix.lower() == ".parquet":
-                frame = pl.read_parquet(file, columns=["meter_id", "ts", "value"])
+                frame = pl.read_parquet(file, columns=READ_COLUMNS)
             else:
                 frame = pl.read_csv(
                     file,
-                    columns=["meter_id", "ts", "value"],
+                    columns=READ_COLUMNS,
                     schema_overrides={"meter_id": pl.String, "ts": pl.String},
                 )
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise TableError(f"cannot read readings file {file}: {exc}") from exc
         frames.append(frame)
-    return readings_from_frame(pl.concat(frames, how="diagonal_relaxed"), meters)
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def batchable(files: list[Path]) -> bool:
+    """Parquet files with numeric ts and one id type: readable row group by row group with
+    exactly the readings the whole-frame path gives."""
+    id_types = set()
+    for file in files:
+        if file.suffix.lower() != ".parquet":
+            return False
+        try:
+            schema = pq.read_schema(file)
+        except (OSError, pa.ArrowException):
+            return False  # the frame path reports the error
+        if any(c not in schema.names for c in READ_COLUMNS):
+            return False
+        ts_type = schema.field("ts").type
+        if not (pa.types.is_integer(ts_type) or pa.types.is_floating(ts_type)):
+            return False
+        id_types.add(str(schema.field("meter_id").type))
+    return len(id_types) == 1
+
+
+def reading_batches(
+    source: str | Path | list[Path],
+    meters: MeterTable,
+    *,
+    threads: int = 2,
+    transform: Any = None,
+) -> Iterator[Any]:
+    """The readings of Parquet files (numeric ts) as consecutive slices, one per row group,
+    in file order, unusable rows left out and counted in each slice's ``rejected``; read and
+    converted by ``threads`` threads, at most a few slices ahead of the consumer.
+    ``transform(readings)``, when given, runs on each slice in the reading thread and its
+    result is yielded instead."""
+    files = source if isinstance(source, list) else reading_files(source)
+    units: list[tuple[Path, int]] = []
+    for file in files:
+        try:
+            groups = pq.ParquetFile(file).metadata.num_row_groups
+        except (OSError, pa.ArrowException) as exc:
+            raise TableError(f"cannot read readings file {file}: {exc}") from exc
+        units.extend((file, g) for g in range(groups))
+
+    def load(unit: tuple[Path, int]) -> Readings:
+        file, group = unit
+        try:
+            table = pq.ParquetFile(file).read_row_group(group, columns=READ_COLUMNS)
+        except (OSError, pa.ArrowException) as exc:
+            raise TableError(f"cannot read readings file {file}: {exc}") from exc
+        out = _arrow_readings(table, meters)
+        return out if transform is None else transform(out)
+
+    yield from ordered_map(load, units, threads=threads)
+
+
+def ordered_map(fn: Any, items: list[Any], *, threads: int = 2, ahead: int = 3) -> Iterator[Any]:
+    """``map(fn, items)`` on a few threads, in order, at most ``ahead`` results in flight."""
+    if threads <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending = [pool.submit(fn, item) for item in items[:ahead]]
+        nxt = len(pending)
+        while pending:
+            result = pending.pop(0).result()
+            if nxt < len(items):
+                pending.append(pool.submit(fn, items[nxt]))
+                nxt += 1
+            yield result
+
+
+def _arrow_readings(table: pa.Table, meters: MeterTable) -> Readings:
+    """One Arrow slice -> Readings (as ``readings_from_frame``) without a join. Arrow data
+    go to numpy through Polars (zero-copy; pyarrow's own conversion imports pandas)."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    ts_col = frame["ts"]
+    if ts_col.dtype.is_integer() and not ts_col.null_count():
+        ts = ts_col.cast(pl.Int64).to_numpy()
+        ts_null = None
+    else:
+        parsed = parse_ts(ts_col)
+        ts_null = parsed.is_null().to_numpy()
+        ts = parsed.fill_null(0).to_numpy()
+    value = frame["value"]
+    if value.dtype != pl.Float64:
+        value = value.cast(pl.Float64, strict=False)
+    rows = meter_rows(frame["meter_id"], meters)
+    return _usable(rows, ts, ts_null, value.fill_null(np.nan).to_numpy())
+
+
+def _usable(
+    rows: np.ndarray, ts: np.ndarray, ts_null: np.ndarray | None, value: np.ndarray
+) -> Readings:
+    """Leave out unknown meters, then bad timestamps, then bad values (null or NaN)."""
+    rejected: dict[str, int] = {}
+    unknown = rows < 0
+    bad_value = np.isnan(value)
+    keep = None
+    for reason, mask in (
+        ("unknown_meter", unknown),
+        ("bad_timestamp", ts_null),
+        ("bad_value", bad_value),
+    ):
+        if mask is None or not mask.any():
+            continue
+        hit = mask if keep is None else mask & keep
+        count = int(hit.sum())
+        if count:
+            rejected[reason] = count
+            keep = ~hit if keep is None else keep & ~hit
+    if keep is not None:
+        rows, ts, value = rows[keep], ts[keep], value[keep]
+    return Readings(
+        rows.astype(np.int32, copy=False),
+        ts.astype(np.int64, copy=False),
+        value.astype(np.float64, copy=False),
+        rejected,
+    )
 
 
 def readings_from_frame(frame: pl.DataFrame, meters: MeterTable) -> Readings:
     """Map meter ids to rows, parse timestamps and values; unusable rows are counted."""
-    rejected: dict[str, int] = {}
     ts = parse_ts(frame["ts"])
     value = frame["value"].cast(pl.Float64, strict=False)
-    ids = frame["meter_id"]
-    lookup = pl.DataFrame(
-        {"meter_id": meters.meter_id, "_row": np.arange(len(meters), dtype=np.int32)}
+    rows = meter_rows(frame["meter_id"], meters)
+    return _usable(
+        rows,
+        ts.fill_null(0).to_numpy(),
+        ts.is_null().to_numpy() if ts.null_count() else None,
+        value.fill_null(np.nan).to_numpy(),
     )
-    if ids.dtype.is_integer() and all(m.isdigit() for m in meters.meter_id):
-        lookup = lookup.with_columns(pl.col("meter_id").cast(ids.dtype))
-    else:
+
+
+def meter_rows(ids: pl.Series, meters: MeterTable) -> np.ndarray:
+    """Per id, its row in the meter table (int32, -1: unknown or null).
+
+    Integer ids match digit-only meter ids as integers (``"0042"`` is 42); other ids are
+    compared as text. Ids come in runs (a file lists a meter's readings together), so each
+    run is looked up once.
+    """
+    n = len(ids)
+    if n == 0:
+        return np.zeros(0, np.int32)
+    lookup = _int_lookup(meters) if ids.dtype.is_integer() else None
+    if lookup is None and ids.dtype != pl.String:
         ids = ids.cast(pl.String)
-    joined = (
-        pl.DataFrame({"meter_id": ids, "ts": ts, "value": value})
-        .join(lookup, on="meter_id", how="left", maintain_order="left")
-        .select("_row", "ts", "value")
-    )
-    bad = {
-        "unknown_meter": joined["_row"].is_null(),
-        "bad_timestamp": joined["ts"].is_null(),
-        "bad_value": joined["value"].is_null() | joined["value"].is_nan().fill_null(True),
-    }
-    keep = np.ones(joined.height, dtype=bool)
-    for reason, mask in bad.items():
-        hit = mask.to_numpy() & keep
-        if hit.any():
-            rejected[reason] = int(hit.sum())
-        keep &= ~hit
-    if not keep.all():
-        joined = joined.filter(pl.Series(keep))
-    return Readings(
-        meter=joined["_row"].to_numpy().astype(np.int32, copy=False),
-        ts=joined["ts"].to_numpy().astype(np.int64, copy=False),
-        value=joined["value"].to_numpy().astype(np.float64, copy=False),
-        rejected=rejected,
-    )
+    nulls = ids.is_null().to_numpy() if ids.null_count() else None
+    if lookup is not None:
+        a = ids.cast(pl.Int64).fill_null(0).to_numpy()
+        starts = np.flatnonzero(np.concatenate(([True], a[1:] != a[:-1])))
+        run_rows = lookup(a[starts])
+    else:
+        change = (ids != ids.shift(1)).fill_null(True).to_numpy()
+        change[0] = True
+        starts = np.flatnonzero(change)
+        index = meters.index
+        values = ids.gather(starts).to_list()
+        run_rows = np.fromiter(
+            (-1 if v is None else index.get(v, -1) for v in values), np.int32, len(values)
+        )
+    lengths = np.diff(np.append(starts, n))
+    rows = np.repeat(run_rows.astype(np.int32, copy=False), lengths)
+    if nulls is not None:
+        rows[nulls] = -1
+    return rows
+
+
+def _int_lookup(meters: MeterTable) -> Any:
+    """For digit-only meter ids: a vectorised int id -> row function (first row wins), else
+    None (ids are then compared as text)."""
+    if "int_lookup" in meters._derived:
+        return meters._derived["int_lookup"]
+    fn = None
+    try:
+        if all(m.isdigit() for m in meters.meter_id):
+            keys = np.array([int(m) for m in meters.meter_id], dtype=np.int64)
+            fn = _IntLookup(keys)
+    except (ValueError, OverflowError):
+        fn = None
+    meters._derived["int_lookup"] = fn
+    return fn
+
+
+class _IntLookup:
+    def __init__(self, keys: np.ndarray) -> None:
+        self.lo = int(keys.min()) if len(keys) else 0
+        span = int(keys.max()) - self.lo + 1 if len(keys) else 0
+        self.lut: np.ndarray | None = None
+        if len(keys) and span <= 4 * len(keys) + 1_000_000:
+            lut = np.full(span, -1, dtype=np.int32)
+            rows = np.arange(len(keys), dtype=np.int32)
+            lut[keys[::-1] - self.lo] = rows[::-1]  # the first row wins
+            self.lut = lut
+        else:
+            self.order = np.argsort(keys, kind="stable")
+            self.sorted = keys[self.order]
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        out = np.full(len(values), -1, dtype=np.int32)
+        if self.lut is not None:
+            idx = values - self.lo
+            ok = (idx >= 0) & (idx < len(self.lut))
+            out[ok] = self.lut[idx[ok]]
+            return out
+        if not len(self.sorted):
+            return out
+        pos = np.searchsorted(self.sorted, values, side="left")
+        pos_c = np.minimum(pos, len(self.sorted) - 1)
+        ok = (pos < len(self.sorted)) & (self.sorted[pos_c] == values)
+        out[ok] = self.order[pos_c[ok]]
+        return out
 
 
 def parse_ts(series: pl.Series) -> pl.Series:

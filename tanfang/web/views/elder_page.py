@@ -39,6 +39,7 @@ from tanfang.web.elder_display import (
 )
 from tanfang.web.forms import CategoryOverrideForm, FirstContactForm, RevealForm
 from tanfang.web.views.common import elder_or_404, private
+from tanfang.web.views.monitoring_elder import elder_monitoring_context
 from tanfang.web.views.visit_page import elder_visit_context
 
 
@@ -50,6 +51,7 @@ def render_elder(
     reveal_form: RevealForm | None = None,
     override_form: CategoryOverrideForm | None = None,
     contact_form: FirstContactForm | None = None,
+    absence_form: Any = None,
     status: int = 200,
 ) -> HttpResponse:
     audit_record(actor=request.user, action=AuditAction.VIEW_RECORD, elder=elder, request=request)
@@ -80,6 +82,8 @@ def render_elder(
         "fact_sources": elder.fact_sources or {},
     }
     context.update(elder_visit_context(request, elder))
+    # Monitoring (issue 4): meters, devices, absences, recent alerts.
+    context.update(elder_monitoring_context(request, elder, absence_form=absence_form))
     return render(request, "web/elder_detail.html", context, status=status)
 
 

@@ -24,6 +24,7 @@ from tanfang.visits.models import HolidaySurge, VisitSurge
 from tanfang.visits.selectors import WorklistRow, worklist
 from tanfang.web.labels import category_label
 from tanfang.web.views.common import private
+from tanfang.web.views.monitoring_elder import worklist_alerts
 from tanfang.web.visit_labels import (
     mode_requirement_label,
     obligation_kind_label,
@@ -43,6 +44,9 @@ def worklist_page(request: HttpRequest) -> HttpResponse:
         ("week", _("Due this week"), work.week),
         ("later", _("Due later"), work.later),
     ]
+    # Monitoring (issue 4): the open alerts of her elders, at the top of the page.
+    alert_section = worklist_alerts(request)
+    alert_elders = sorted({r["alert"].elder_id for r in (alert_section or {}).get("rows", [])})
     audit_record(
         actor=request.user,
         action=AuditAction.VIEW_LIST,
@@ -50,6 +54,7 @@ def worklist_page(request: HttpRequest) -> HttpResponse:
             "page": "worklist",
             "shown": len(rows),
             "elder_ids": [row.elder_id for row in rows],
+            **({"alert_elder_ids": alert_elders} if alert_elders else {}),
         },
         request=request,
     )
@@ -64,6 +69,7 @@ def worklist_page(request: HttpRequest) -> HttpResponse:
                 if items or key != "later"
             ],
             "total": len(rows),
+            "alert_section": alert_section,
         },
     )
 

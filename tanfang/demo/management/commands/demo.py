@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tanfang.demo import serving
 from tanfang.demo.accounts import DemoAccount
 from tanfang.demo.management.commands.serve import add_serve_arguments, check_serve_arguments
+from tanfang.demo.monitoring import DEMO_TOKENS
 from tanfang.demo.services import (
     DEFAULT_ELDERS,
     DEFAULT_SEED,
@@ -107,6 +108,12 @@ class Command(BaseCommand):
                 + "; ".join(f"{name} {seconds:.1f} s" for name, seconds in report.timings.items())
                 + ")"
             )
+            if report.monitoring is not None:
+                m = report.monitoring
+                self.stdout.write(
+                    f"Monitoring: {m.meters:,} meters replaying real homes' data, "
+                    f"{m.devices:,} devices, {m.readings:,} readings, {m.alerts:,} alerts."
+                )
             accounts = report.accounts
         else:
             self.stdout.write(
@@ -148,6 +155,11 @@ class Command(BaseCommand):
             cells = [cell + " " * (widths[i] - _width(cell)) for i, cell in enumerate(row[:3])]
             self.stdout.write("  " + "  ".join([*cells, row[3]]))
         self.stdout.write("")
+        self.stdout.write(
+            "Data partners push with 'Authorization: Partner <token>': "
+            + ", ".join(f"{code} {token}" for code, token in DEMO_TOKENS.items())
+            + "."
+        )
         self.stdout.write(
             "All people in this city are synthetic; the accounts are for the demo only."
         )

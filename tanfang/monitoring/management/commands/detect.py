@@ -6,6 +6,8 @@ order, every alert as it would have been raised (``"event": "raised"``) and reso
 of ``--now``) are history to learn from. ``--lag`` is how late data arrive (default 60m): at
 tick t only readings stamped no later than t - lag are used. Counts of readings set aside are
 written to standard error. Exit status 2 when a file or an option is unusable.
+``--engine spark`` runs the same per-meter function on Apache Spark (``spark_engine.py``;
+master from ``TANFANG_SPARK_MASTER``, default ``local[2]``) and prints the same lines.
 docs/detection.md has the formats and the rules.
 """
 
@@ -16,6 +18,8 @@ import json
 import re
 import sys
 import zoneinfo
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -92,33 +96,48 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["engine"] == "spark":
-            raise CommandError(
-                "the Spark engine is not available yet; use --engine local", returncode=2
-            )
         if bool(options["now"]) == bool(options["replay"]):
             raise CommandError("give either --now or --replay FROM TO", returncode=2)
         tick_s = parse_duration(options["tick"])
         lag_s = parse_duration(options["lag"]) if options["lag"] not in ("0", "0m") else 0
+        spark = options["engine"] == "spark"
         try:
             book = RuleBook.load(options["rules"])
             meters = read_meters(options["meters"])
-            readings = read_readings(options["readings"], meters)
+            readings = None if spark else read_readings(options["readings"], meters)
         except (RuleBookError, TableError) as exc:
             raise CommandError(str(exc), returncode=2) from exc
         stdout = options.get("stdout") or sys.stdout
         write = stdout.write
         if options["now"]:
             now = parse_moment(options["now"])
-            result = engine.open_at(
-                meters,
-                readings,
-                book,
-                now,
-                lag_s=lag_s,
-                tick_s=tick_s,
-                lookback_s=parse_duration(options["lookback"]),
-            )
+            lookback_s = parse_duration(options["lookback"])
+            if spark:
+                result = _on_spark(
+                    options["readings"],
+                    meters,
+                    lambda mod, session, frame: mod.open_at(
+                        session,
+                        meters,
+                        frame,
+                        book,
+                        now,
+                        lag_s=lag_s,
+                        tick_s=tick_s,
+                        lookback_s=lookback_s,
+                    ),
+                )
+            else:
+                assert readings is not None
+                result = engine.open_at(
+                    meters,
+                    readings,
+                    book,
+                    now,
+                    lag_s=lag_s,
+                    tick_s=tick_s,
+                    lookback_s=lookback_s,
+                )
             for alert in result.alerts:
                 write(json.dumps(alert_line(alert, meters), ensure_ascii=False) + "\n")
         else:
@@ -126,7 +145,19 @@ class Command(BaseCommand):
             if end < start:
                 raise CommandError("--replay: TO is before FROM", returncode=2)
             ticks = engine.ticks_between(start, end, tick_s)
-            result = engine.run(meters, readings, book, ticks, lag_s=lag_s, future_cutoff=end + 300)
+            if spark:
+                result = _on_spark(
+                    options["readings"],
+                    meters,
+                    lambda mod, session, frame: mod.run(
+                        session, meters, frame, book, ticks, lag_s=lag_s, future_cutoff=end + 300
+                    ),
+                )
+            else:
+                assert readings is not None
+                result = engine.run(
+                    meters, readings, book, ticks, lag_s=lag_s, future_cutoff=end + 300
+                )
             for at, event, alert in _events(result.alerts, end):
                 tz = meters.tz[alert.meter]
                 extra: dict[str, Any] = {"event": event, "at": iso_in(at, tz)}
@@ -137,6 +168,35 @@ class Command(BaseCommand):
             self.stderr.write(
                 json.dumps({"set_aside": result.quarantined, "register_events": result.info})
             )
+
+
+def _on_spark(
+    path: str, meters: MeterTable, job: Callable[[ModuleType, Any, Any], engine.Result]
+) -> engine.Result:
+    """``job(spark_engine, session, readings)`` on the active Spark session, or on a new one
+    stopped afterwards; ``TANFANG_SPARK_MASTER`` chooses the master (docs/detection.md,
+    "Spark engine"). pyspark is an optional dependency, imported only here."""
+    try:
+        from pyspark.errors import PySparkException
+
+        from tanfang.monitoring.detection import spark_engine
+    except ImportError as exc:
+        raise CommandError(
+            f"the Spark engine needs pyspark and pandas (pip install 'tanfang[spark]'): {exc}",
+            returncode=2,
+        ) from exc
+    try:
+        found = spark_engine.sources(path)  # unusable files fail here, before Spark starts
+    except TableError as exc:
+        raise CommandError(str(exc), returncode=2) from exc
+    with spark_engine.active_session() as session:
+        try:
+            frame = spark_engine.read_readings(session, found, meters)
+            return job(spark_engine, session, frame)
+        except TableError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        except PySparkException as exc:
+            raise CommandError(f"Spark: {exc}", returncode=2) from exc
 
 
 def _events(alerts: list[Alert], end: int) -> list[tuple[int, str, Alert]]:
