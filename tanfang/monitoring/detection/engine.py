@@ -337,8 +337,12 @@ def _silence_scan(plan: _Plan, files: list[Path], future_cutoff: int | None) -> 
             by_meter = _ByMeter(readings)
             for g, rows in plan.tasks(doubtful):
                 _merge(result, plan.execute(g, rows, by_meter.readings_of(rows)))
-    # Meters whose readings are plain: the silence rule straight from the aggregate.
-    for g, rows in plan.tasks(np.flatnonzero(plain)):
+    # Meters whose readings are plain: the silence rule straight from the aggregate, a group
+    # at a time (arrays of meters x ticks, a few ticks).
+    plain_rows = np.flatnonzero(plain)
+    plain_groups = plan.group_of[plain_rows]
+    for g in np.unique(plain_groups).tolist():
+        rows = plain_rows[plain_groups == g]
         utility = plan.utility(g)
         active = plan.rules(g).for_utility(utility) if utility != "device" else []
         if not active:
@@ -474,7 +478,9 @@ def _stream(plan: _Plan, files: list[Path], future_cutoff: int | None) -> Result
 STREAM_METERS = 150_000  # complete meters collected before they are run
 
 
-BATCH_METERS = 50_000  # meters per batch: bounds the (meters x slots) grids
+# Meters per batch. Small batches keep each (meters x slots) array in the processor's cache:
+# on this machine 1,000 meters ran 3x faster than 50,000 (docs/detection.md).
+BATCH_METERS = 1_000
 THREADS = 2  # batches run at the same time (numpy releases the GIL in array work)
 
 

@@ -69,32 +69,46 @@ def spread(norm: Normalised, grid: Grid, n_meters: int) -> tuple[np.ndarray, np.
 
 
 def _aligned(norm: Normalised, grid: Grid, cells: int) -> np.ndarray | None:
-    """The common case at no cost: every interval (inside the grid) is exactly one slot and
-    no two share a slot. Then each slot's usage is its interval's (the general path's sums
-    reduce to ``0.0 + weight``), every other slot is missing, and the peak is the usage.
-    None when the case does not hold."""
+    """The common case at low cost: every interval (inside the grid) covers whole slots, no
+    two share a slot, and none is over an hour unless it is a gap. Then each slot's usage is
+    its interval's share (the general path's sums reduce to ``0.0 + share``), every other
+    slot is missing, and the peak is the usage. None when the case does not hold."""
     if not len(norm.iv_meter):
         return None
     step = grid.step
     a = norm.iv_start - grid.g0
     b = norm.iv_end - grid.g0
-    if not bool(np.all(b - a == step)):
+    length = b - a
+    if not (bool(np.all(a % step == 0)) and bool(np.all(length % step == 0))):
         return None
-    if not bool(np.all(a % step == 0)):
+    if not bool(np.all(length > 0)):
         return None
-    inside = (b > 0) & (a < grid.slots * step)
     m, u, gap = norm.iv_meter, norm.iv_usage, norm.iv_gap
+    if bool(np.any((length > COARSE_S) & ~gap)):
+        return None  # a coarse interval lends its whole usage to the peak: general path
+    inside = (b > 0) & (a < grid.slots * step)
     if not bool(inside.all()):
-        a, m, u, gap = a[inside], m[inside], u[inside], gap[inside]
-    flat = m.astype(np.int64) * grid.slots + a // step
-    if len(flat) > 1 and not bool(np.all(flat[1:] > flat[:-1])):
+        a, b, m, u, gap, length = (x[inside] for x in (a, b, m, u, gap, length))
+    last = b // step - 1
+    first = np.where(gap, last, np.maximum(a // step, 0))
+    last = np.minimum(last, grid.slots - 1)
+    n = last - first + 1
+    if not bool(np.all(n > 0)):
+        keep = n > 0
+        first, last, n, m, u, gap, length = (x[keep] for x in (first, last, n, m, u, gap, length))
+    base = m.astype(np.int64) * grid.slots
+    lo, hi = base + first, base + last
+    if len(lo) > 1 and not bool(np.all(lo[1:] > hi[:-1])):
         return None
-    span = float(step)
-    weight = u * span / span
+    share = u * float(step) / length.astype(np.float64)
     if gap.any():
-        weight = np.where(gap, u, weight)
+        share = np.where(gap, u, share)
     out = np.full(cells, np.nan)
-    out[flat] = weight + 0.0
+    if bool(np.all(n == 1)):
+        out[lo] = share + 0.0
+    else:
+        flat = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+        out[flat] = np.repeat(share, n) + 0.0
     return out
 
 

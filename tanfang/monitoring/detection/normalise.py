@@ -78,7 +78,9 @@ class _Sink:
 def sort_dedupe(readings: Readings, sink: _Sink) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m, ts, v = readings.meter, readings.ts, readings.value
     if len(m) > 1 and not _sorted_unique(m, ts):
-        order = np.lexsort((v, ts, m))
+        order = _order_ties(m, ts, v)
+        if order is None:
+            order = np.lexsort((v, ts, m))
         m, ts, v = m[order], ts[order], v[order]
         same = (m[1:] == m[:-1]) & (ts[1:] == ts[:-1])
         if same.any():
@@ -99,6 +101,27 @@ def _sorted_unique(m: np.ndarray, ts: np.ndarray) -> bool:
     if not bool(np.all(m1 >= m0)):
         return False
     return bool(np.all((m1 != m0) | (ts[1:] > ts[:-1])))
+
+
+def _order_ties(m: np.ndarray, ts: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+    """``np.lexsort((v, ts, m))`` for readings already sorted by (meter, ts) but with repeated
+    (meter, ts) (readings delivered twice): only the repeats are sorted, by value (stable, as
+    lexsort). None when the readings are out of order."""
+    m1, m0 = m[1:], m[:-1]
+    if not bool(np.all(m1 >= m0)) or not bool(np.all((m1 != m0) | (ts[1:] >= ts[:-1]))):
+        return None
+    tie = (m1 == m0) & (ts[1:] == ts[:-1])  # reading i+1 repeats reading i
+    pos = np.flatnonzero(tie)
+    order = np.arange(len(m))
+    if not len(pos):
+        return order
+    member = np.zeros(len(m), dtype=bool)
+    member[pos] = True
+    member[pos + 1] = True
+    idx = np.flatnonzero(member)  # every reading of a repeated (meter, ts), in order
+    group = np.cumsum(np.concatenate(([True], ~tie[idx[1:] - 1] | (idx[1:] != idx[:-1] + 1))))
+    order[idx] = idx[np.lexsort((v[idx], group))]
+    return order
 
 
 def _constant(a: np.ndarray) -> bool:
