@@ -8,12 +8,12 @@ Parquet file sorted by meter and time. Then, in one run, on the same file:
 
 1. the reference, DuckDB: ``SELECT meter_id, max(ts) FROM read_parquet(...) GROUP BY
    meter_id`` (the raw aggregate the silence rule is compared with; result fetched as Arrow),
-   and 2. the plain silence rule through the engine at one tick (``engine.run_source``: read,
+   and 2. the plain silence rule through the engine at one tick (``source.run_source``: read,
    map meter ids, the rule, the full engine for meters whose readings need normalising),
    alternated ``--reps`` times; the best of each and their ratio are printed (the issue asks
    for at most 5);
 3. every rule, the whole day replayed at 15-minute ticks (96 ticks), reading the file included
-   (``engine.run_source``), with stored profiles: a live system learns the profiles nightly,
+   (``source.run_source``), with stored profiles: a live system learns the profiles nightly,
    before the day; learning is not in this figure (the evaluation times it on real data).
 
 Times are wall-clock on a shared machine: the load average is printed beside them. Nothing is
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import duckdb
 import polars as pl
 
-from tanfang.monitoring.detection import engine
+from tanfang.monitoring.detection import engine, source
 from tanfang.monitoring.detection.config import RuleBook
 from tanfang.monitoring.detection.profile import Profile
 from tanfang.monitoring.detection.tables import MeterTable, read_meters, read_readings
@@ -174,7 +174,7 @@ def main() -> None:
         del agg
         gc.collect()
         t = time.perf_counter()
-        res = engine.run_source(
+        res = source.run_source(
             meters, path, silence_only, np.array([now]), lag_s=3600, profiles=profiles
         )
         silence.append(time.perf_counter() - t)
@@ -194,7 +194,7 @@ def main() -> None:
 
     ticks = engine.ticks_between(DAY0 + STEP, now, STEP)
     t = time.perf_counter()
-    res = engine.run_source(meters, path, RuleBook(), ticks, lag_s=3600, profiles=profiles)
+    res = source.run_source(meters, path, RuleBook(), ticks, lag_s=3600, profiles=profiles)
     day = time.perf_counter() - t
     kinds: dict[str, int] = {}
     for a in res.alerts:

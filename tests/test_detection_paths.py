@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tanfang.monitoring.detection import engine
+from tanfang.monitoring.detection import engine, source, tables
 from tanfang.monitoring.detection.config import RuleBook
 from tanfang.monitoring.detection.profile import Profile
 from tanfang.monitoring.detection.tables import (
@@ -150,11 +150,12 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[MeterTable, dict[str
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tables, "BATCH_ROWS", 700)  # a meter's readings span slices
     monkeypatch.setattr(engine, "BATCH_METERS", 7)
-    monkeypatch.setattr(engine, "STREAM_METERS", 11)
+    monkeypatch.setattr(source, "STREAM_METERS", 11)
 
 
-def test_row_groups_read_as_the_whole_frame(data) -> None:
+def test_slices_read_as_the_whole_frame(data, small_batches) -> None:
     meters, files = data
     for path in files.values():
         fast = read_readings(path, meters)
@@ -179,8 +180,8 @@ def test_silence_aggregate_gives_the_full_engines_alerts(data, small_batches, ti
         )
         book = RuleBook(merge_silence_only(BOOK))
         plan = engine._Plan(meters, book, ticks, 3600, STEP, given)
-        assert engine._silence_only(plan)
-        scanned = engine._silence_scan(plan, engine.reading_files(path), cutoff)
+        assert source._silence_only(plan)
+        scanned = source._silence_scan(plan, tables.reading_files(path), cutoff)
         assert scanned is not None
         scanned.alerts.sort(key=lambda a: (a.detected_at, a.meter, a.rule))
         assert digest(scanned)[0] == digest(full, ("data_silence",))[0], name
@@ -188,10 +189,10 @@ def test_silence_aggregate_gives_the_full_engines_alerts(data, small_batches, ti
             meters, readings, book, ticks, lag_s=3600, future_cutoff=cutoff, profiles=given
         )
         assert digest(scanned) == digest(alone), name
-        source = engine.run_source(
+        streamed = source.run_source(
             meters, path, book, ticks, lag_s=3600, future_cutoff=cutoff, profiles=given
         )
-        assert digest(source) == digest(alone), name
+        assert digest(streamed) == digest(alone), name
         silent = {a.meter for a in alone.alerts}
         assert 4 in silent and 1 in silent  # never read; fell silent
 
@@ -212,7 +213,7 @@ def test_streamed_file_gives_the_in_memory_alerts(data, small_batches, with_prof
         expected = engine.run(
             meters, read_readings(path, meters), BOOK, TICKS, lag_s=3600, profiles=given
         )
-        got = engine.run_source(meters, path, BOOK, TICKS, lag_s=3600, profiles=given)
+        got = source.run_source(meters, path, BOOK, TICKS, lag_s=3600, profiles=given)
         assert digest(got) == digest(expected), name
         assert expected.alerts and expected.quarantined["duplicate"]
 
@@ -227,3 +228,29 @@ def test_batches_and_threads_change_nothing(data, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(engine, "THREADS", threads)
         split = engine.run(meters, readings, BOOK, TICKS, lag_s=3600, profiles=given)
         assert split.alerts and digest(split) == digest(whole)
+
+
+def test_a_meter_read_again_later_is_not_streamed_as_two_meters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meters = meter_table(3)
+    ts = DAY0 + np.arange(1, 97) * STEP
+    ids = [1000] * 60 + [1001] * 10 + [1000] * 36 + [1002] * 96
+    frame = pl.DataFrame(
+        {
+            "meter_id": np.array(ids, dtype=np.int64),
+            "ts": np.concatenate([ts[:60], ts[:10], ts[60:], ts]),
+            "value": np.concatenate([np.full(70, 40.0), np.full(132, 60.0)]),
+        }
+    )
+    path = tmp_path / "readings.parquet"
+    frame.write_parquet(path)
+    # The second slice starts with the first meter's readings, then another meter's, then
+    # the first meter's again.
+    monkeypatch.setattr(tables, "BATCH_ROWS", 50)
+    given = profiles(meters)
+    expected = engine.run(
+        meters, read_readings(path, meters), BOOK, TICKS, lag_s=3600, profiles=given
+    )
+    got = source.run_source(meters, path, BOOK, TICKS, lag_s=3600, profiles=given)
+    assert digest(got) == digest(expected)

@@ -15,8 +15,9 @@ stamps the end of the reading's interval.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 UNIT_FACTORS = {"L": 1.0, "m3": 1000.0, "ft3": 28.316846592, "Wh": 1.0, "kWh": 1000.0}
 UNIT_UTILITIES = {
@@ -270,23 +269,25 @@ def _read_frame(files: list[Path]) -> pl.DataFrame:
 
 
 def batchable(files: list[Path]) -> bool:
-    """Parquet files with numeric ts and one id type: readable row group by row group with
-    exactly the readings the whole-frame path gives."""
+    """Parquet files with numeric ts and one id type: readable slice by slice with exactly the
+    readings the whole-frame path gives."""
     id_types = set()
     for file in files:
         if file.suffix.lower() != ".parquet":
             return False
         try:
-            schema = pq.read_schema(file)
-        except (OSError, pa.ArrowException):
+            schema = pl.read_parquet_schema(file)
+        except (OSError, pl.exceptions.PolarsError):
             return False  # the frame path reports the error
-        if any(c not in schema.names for c in READ_COLUMNS):
+        if any(c not in schema for c in READ_COLUMNS):
             return False
-        ts_type = schema.field("ts").type
-        if not (pa.types.is_integer(ts_type) or pa.types.is_floating(ts_type)):
+        if not (schema["ts"].is_integer() or schema["ts"].is_float()):
             return False
-        id_types.add(str(schema.field("meter_id").type))
+        id_types.add(str(schema["meter_id"]))
     return len(id_types) == 1
+
+
+BATCH_ROWS = 1 << 20  # readings per slice
 
 
 def reading_batches(
@@ -296,53 +297,50 @@ def reading_batches(
     threads: int = 2,
     transform: Any = None,
 ) -> Iterator[Any]:
-    """The readings of Parquet files (numeric ts) as consecutive slices, one per row group,
-    in file order, unusable rows left out and counted in each slice's ``rejected``; read and
-    converted by ``threads`` threads, at most a few slices ahead of the consumer.
-    ``transform(readings)``, when given, runs on each slice in the reading thread and its
-    result is yielded instead."""
+    """The readings of Parquet files (numeric ts) as consecutive slices of about
+    ``BATCH_ROWS`` readings, in file order, unusable rows left out and counted in each
+    slice's ``rejected``. Polars decodes the files (its own threads, streaming: memory stays
+    bounded); ``threads`` threads convert the slices, at most a few ahead of the consumer.
+    ``transform(readings)``, when given, runs on each slice in those threads and its result
+    is yielded instead."""
     files = source if isinstance(source, list) else reading_files(source)
-    units: list[tuple[Path, int]] = []
-    for file in files:
-        try:
-            groups = pq.ParquetFile(file).metadata.num_row_groups
-        except (OSError, pa.ArrowException) as exc:
-            raise TableError(f"cannot read readings file {file}: {exc}") from exc
-        units.extend((file, g) for g in range(groups))
 
-    def load(unit: tuple[Path, int]) -> Readings:
-        file, group = unit
-        try:
-            table = pq.ParquetFile(file).read_row_group(group, columns=READ_COLUMNS)
-        except (OSError, pa.ArrowException) as exc:
-            raise TableError(f"cannot read readings file {file}: {exc}") from exc
-        out = _arrow_readings(table, meters)
+    def frames() -> Iterator[pl.DataFrame]:
+        for file in files:
+            try:
+                scan = pl.scan_parquet(file).select(READ_COLUMNS)
+                yield from scan.collect_batches(chunk_size=BATCH_ROWS)
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                raise TableError(f"cannot read readings file {file}: {exc}") from exc
+
+    def convert(frame: pl.DataFrame) -> Any:
+        out = _frame_readings(frame, meters)
         return out if transform is None else transform(out)
 
-    yield from ordered_map(load, units, threads=threads)
+    yield from ordered_map(convert, frames(), threads=threads, ahead=threads + 1)
 
 
-def ordered_map(fn: Any, items: list[Any], *, threads: int = 2, ahead: int = 3) -> Iterator[Any]:
+def ordered_map(
+    fn: Any, items: Iterable[Any], *, threads: int = 2, ahead: int = 3
+) -> Iterator[Any]:
     """``map(fn, items)`` on a few threads, in order, at most ``ahead`` results in flight."""
-    if threads <= 1 or len(items) <= 1:
+    if isinstance(items, list | tuple) and len(items) <= 1:
+        threads = 1
+    if threads <= 1:
         yield from map(fn, items)
         return
+    source = iter(items)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        pending = [pool.submit(fn, item) for item in items[:ahead]]
-        nxt = len(pending)
+        pending = [pool.submit(fn, item) for item in itertools.islice(source, ahead)]
         while pending:
             result = pending.pop(0).result()
-            if nxt < len(items):
-                pending.append(pool.submit(fn, items[nxt]))
-                nxt += 1
+            for item in itertools.islice(source, 1):
+                pending.append(pool.submit(fn, item))
             yield result
 
 
-def _arrow_readings(table: pa.Table, meters: MeterTable) -> Readings:
-    """One Arrow slice -> Readings (as ``readings_from_frame``) without a join. Arrow data
-    go to numpy through Polars (zero-copy; pyarrow's own conversion imports pandas)."""
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
+def _frame_readings(frame: pl.DataFrame, meters: MeterTable) -> Readings:
+    """One slice -> Readings (as ``readings_from_frame``)."""
     ts_col = frame["ts"]
     if ts_col.dtype.is_integer() and not ts_col.null_count():
         ts = ts_col.cast(pl.Int64).to_numpy()
