@@ -59,7 +59,9 @@ from tanfang.monitoring.models import (
     DataPartner,
     Device,
     DistrictRules,
+    IngestBatch,
     Meter,
+    QuarantinedReading,
 )
 from tanfang.registry.models import (
     CategoryOverride,
@@ -255,6 +257,26 @@ def _monitoring(bundle: Bundle, partner_contact: User | None) -> None:
         return alert
 
     rules, _ = DistrictRules.objects.get_or_create(area=bundle.district)
+    # A delivery of the partner with a reading of the elder's meter set aside: the batches'
+    # pages belong to no area (``city_policy``) and must show no mark of the elder.
+    batch = IngestBatch.objects.create(
+        partner=partner,
+        source="file",
+        name=f"water-{elder.pk}.csv",
+        received_at=now,
+        rows=2,
+        stored=1,
+        quarantined=1,
+        reasons={"bad_value": 1},
+    )
+    QuarantinedReading.objects.create(
+        batch=batch,
+        row=3,
+        meter_id=meter.meter_id,
+        ts="2026-01-01T08:00:00+08:00",
+        value="x",
+        reason="bad_value",
+    )
     bundle.monitoring = {
         "alert": raised("missed_routine", "routine_missed"),
         "technical_alert": raised("data_silence", "silence"),
@@ -262,6 +284,7 @@ def _monitoring(bundle: Bundle, partner_contact: User | None) -> None:
         "device": device,
         "absence": absence,
         "district_rules": rules,
+        "batch": batch,
     }
 
 
@@ -454,8 +477,10 @@ SEGMENT_KINDS = {
     "device": "device",
     "absence": "absence",
     "districtrules": "district_rules",
-    # Data partners are the city's: every back-office user with the right may read them.
+    # Data partners are the city's: every back-office user with the right may read them;
+    # so are their deliveries (batches hold meters and counts, never an elder).
     "datapartner": "city_policy",
+    "ingestbatch": "city_policy",
 }
 # Parameter names that say what they are.
 NAME_KINDS = {
@@ -470,6 +495,8 @@ NAME_KINDS = {
     "visit_id": "visit",
     "action_id": "care_action",
     "alert_id": "alert",
+    # A partner's delivery belongs to no area (see "ingestbatch" above).
+    "batch_id": "city_policy",
 }
 # Parameters that name no record.
 PLAIN = {
@@ -509,9 +536,13 @@ def _value(bundle: Bundle, kind: str) -> str:
     }[kind]()
 
 
-def fill(endpoint: Endpoint, bundle: Bundle) -> tuple[str, set[str]] | None:
+def fill(
+    endpoint: Endpoint, bundle: Bundle, *, city_policy: str | None = None
+) -> tuple[str, set[str]] | None:
     """The URL with every parameter filled from ``bundle``, and the object kinds it names;
-    None when the bundle cannot stand for one of them."""
+    None when the bundle cannot stand for one of them. No bundle stands for a record of no
+    area (``city_policy``): the matrix skips such URLs; a positive check passes the record's
+    id as ``city_policy``."""
     fmt, params = normalize(endpoint.regex)[0]
     values: dict[str, str] = {}
     kinds: set[str] = set()
@@ -520,6 +551,9 @@ def fill(endpoint: Endpoint, bundle: Bundle) -> tuple[str, set[str]] | None:
             values[param] = PLAIN[param]()
             continue
         kind = _kind_of(fmt, param)
+        if kind == "city_policy" and city_policy is not None:
+            values[param] = city_policy
+            continue
         if kind not in bundle.kinds:
             return None
         kinds.add(kind)
@@ -832,7 +866,9 @@ def test_web_pages_let_in_exactly_the_roles_they_declare(world: World) -> None:
         for role, user in world.users.items():
             # A data partner's alerts are the technical ones of her utility's meters.
             bundle = partner_view if role == Role.DATA_PARTNER else world.mine
-            filled = fill(endpoint, bundle)
+            # A record of no area: the delivery of the partner the data partner's user is
+            # the contact of (everyone else who may read it reads every partner's).
+            filled = fill(endpoint, bundle, city_policy=str(world.mine.monitoring["batch"].pk))
             assert filled is not None
             url, _ = filled
             allowed = all(c in ROLE_CAPABILITIES[role] for c in declared)

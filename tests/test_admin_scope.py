@@ -98,6 +98,7 @@ def test_audit_log_is_not_in_the_back_office() -> None:
         "monitoring.Absence",
         "monitoring.DistrictRules",
         "monitoring.Alert",
+        "monitoring.IngestBatch",
     }
 
 

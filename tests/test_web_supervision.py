@@ -164,7 +164,8 @@ def test_a_district_sees_subdistricts_without_the_visitors_table(tree: Tree, pla
     with CaptureQueriesContext(connection) as queries:
         response = client.get(reverse("supervision"))
     assert response.status_code == 200
-    assert len(queries) <= 8, [q["sql"] for q in queries.captured_queries]
+    # 8 for visits, 2 for the monitoring alerts' outcomes (counts, and the child areas).
+    assert len(queries) <= 10, [q["sql"] for q in queries.captured_queries]
     rows = {r["area"].code: (r["due"], r["overdue"]) for r in response.context["children"]}
     assert rows == {tree.subdistricts[0].code: (4, 2), tree.subdistricts[1].code: (0, 0)}
     assert response.context["loads"] == []
@@ -290,3 +291,63 @@ def test_the_list_shows_surges_above_and_below_not_elsewhere(tree: Tree) -> None
     html = response.content.decode()
     assert "理由sibling" not in html and "理由fangshan" not in html
     assert 'data-testid="surge-new"' not in html  # she may not declare one
+
+
+def test_monitoring_alert_outcomes_are_counted_by_area(tree: Tree, place: dict) -> None:
+    """Alerts of the last 30 days per community of the subdistrict: raised, still open, and
+    how the closed ones ended; outside the subdistrict nothing is counted."""
+    from tanfang.monitoring.alerts import Raise, alert_close, alert_raise
+    from tanfang.monitoring.models import DataPartner, Meter
+
+    partner = DataPartner.objects.create(code="w", name="水务", kind="water_utility")
+    now = timezone.now()
+    people = place["people"]
+    worker = make_user(Role.COMMUNITY_WORKER, tree.communities[0])
+
+    def raised(name: str, days_ago: int) -> Any:
+        meter, _ = Meter.objects.get_or_create(
+            meter_id=f"M-{name}",
+            defaults={
+                "partner": partner,
+                "elder": people[name],
+                "utility": "water",
+                "register": "cumulative",
+                "unit": "L",
+            },
+        )
+        at = now - dt.timedelta(days=days_ago)
+        alert, _ = alert_raise(
+            Raise(
+                key=f"{meter.meter_id}:routine_missed:{at.isoformat()}",
+                kind="missed_routine",
+                rule="routine_missed",
+                severity="warning",
+                started_at=at - dt.timedelta(hours=9),
+                detected_at=at,
+                evidence={},
+                meter=meter,
+            ),
+            now=at,
+        )
+        assert alert is not None
+        return alert
+
+    alert_close(raised("甲", 1), actor=worker, outcome="all_well")
+    alert_close(raised("甲", 2), actor=worker, outcome="needed_help", note="送医")
+    raised("乙", 3)  # still open
+    raised("甲", 45)  # before the 30 days
+    raised("越界", 1)  # Fangshan
+    staff = make_user(Role.SUBDISTRICT_STAFF, tree.subdistricts[0])
+    response = signed_in(staff).get(reverse("supervision"))
+    outcomes = response.context["alert_outcomes"]
+    rows = {r["row"].code: r for r in outcomes["rows"]}
+    c0, c1 = tree.communities[0].code, tree.communities[1].code
+    assert set(rows) == {c0, c1}
+    assert (rows[c0]["row"].raised, rows[c0]["row"].open) == (3, 1)
+    assert rows[c0]["row"].outcomes == {"all_well": 1, "needed_help": 1}
+    assert rows[c1]["row"].raised == 0
+    html = response.content.decode()
+    assert f'data-testid="alert-outcome-{c0}-raised">3<' in html
+    # A supervisor looking at a child area does not get her own area's counts there.
+    response = signed_in(staff).get(reverse("supervision"), {"area": tree.communities[0].pk})
+    assert response.context["alert_outcomes"] is None

@@ -32,6 +32,9 @@ class Capability(StrEnum):
     VIEW_ALERTS = "view_alerts"
     HANDLE_ALERTS = "handle_alerts"
     MANAGE_MONITORING = "manage_monitoring"
+    # The data partners' delivery reports (batches and the readings set aside): meters and
+    # counts, never an elder. A partner's user sees her partner's; the others every partner's.
+    VIEW_INGEST_REPORTS = "view_ingest_reports"
 
 
 _WORKERS = {
@@ -60,6 +63,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.BACK_OFFICE,
             Capability.DECLARE_SURGE,
             Capability.MANAGE_MONITORING,
+            Capability.VIEW_INGEST_REPORTS,
         }
     ),
     Role.DISTRICT_SUPERVISOR: frozenset(
@@ -77,12 +81,19 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             # rules; the alerts themselves are handled by the levels below.
             Capability.VIEW_ALERTS,
             Capability.MANAGE_MONITORING,
+            Capability.VIEW_INGEST_REPORTS,
         }
     ),
     # The last step of an alert's escalation; links meters and devices to the elders of the
     # subdistrict in the back office.
     Role.SUBDISTRICT_STAFF: frozenset(
-        _WORKERS | {Capability.BACK_OFFICE, Capability.DECLARE_SURGE, Capability.MANAGE_MONITORING}
+        _WORKERS
+        | {
+            Capability.BACK_OFFICE,
+            Capability.DECLARE_SURGE,
+            Capability.MANAGE_MONITORING,
+            Capability.VIEW_INGEST_REPORTS,
+        }
     ),
     Role.COMMUNITY_WORKER: frozenset(_WORKERS),
     # A visitor sees her assigned elders (and those of a visitor she stands in for), may reveal
@@ -99,9 +110,14 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
         }
     ),
     # A utility or device vendor: the technical alerts of its own meters (a meter that stopped
-    # reporting), never an elder's personal data.
+    # reporting) and the reports of its deliveries, never an elder's personal data.
     Role.DATA_PARTNER: frozenset(
-        {Capability.VIEW_AREAS, Capability.VIEW_ALERTS, Capability.HANDLE_ALERTS}
+        {
+            Capability.VIEW_AREAS,
+            Capability.VIEW_ALERTS,
+            Capability.HANDLE_ALERTS,
+            Capability.VIEW_INGEST_REPORTS,
+        }
     ),
     Role.AUDITOR: frozenset({Capability.READ_AUDIT_LOG}),
 }

@@ -12,7 +12,10 @@ Scoped like the rest of the back office (admin_site.py, visits/admin.py):
   merge them (invalid JSON or an unknown rule, parameter or type is refused with the reason);
   the city administrator edits every row, a district supervisor her district's;
 - alerts are read-only here (acknowledge and close them on their page or through the API),
-  with their history.
+  with their history;
+- ingest batches (the partners' deliveries) are read-only, with the readings set aside that
+  were kept: every user who manages monitoring reads every partner's (partners are the
+  city's; a batch names meters, never an elder).
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ from tanfang.monitoring.models import (
     DataPartner,
     Device,
     DistrictRules,
+    IngestBatch,
     InstallationEvent,
     Meter,
+    QuarantinedReading,
 )
 from tanfang.monitoring.selectors import alerts_visible_to
 from tanfang.monitoring.tick import rules_validate
@@ -434,3 +439,66 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --------------------------------------------------------------------------- ingest batches
+
+
+class QuarantinedReadingInline(admin.TabularInline):
+    model = QuarantinedReading
+    extra = 0
+    can_delete = False
+    fields = ("row", "meter_id", "ts", "value", "reason", "detail")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _manages(request)
+
+
+@admin.register(IngestBatch, site=admin_site)
+class IngestBatchAdmin(MonitoringAdmin):
+    """The partners' deliveries, read-only (``MonitoringAdmin``), with what was set aside."""
+
+    list_display = (
+        "received_at",
+        "partner",
+        "source",
+        "name",
+        "rows",
+        "stored",
+        "duplicates",
+        "quarantined",
+    )
+    list_filter = ("source", "partner")
+    list_select_related = ("partner",)
+    search_fields = ("name", "content_sha256")
+    date_hierarchy = "received_at"
+    fields = (
+        "partner",
+        "source",
+        "name",
+        "content_sha256",
+        "received_at",
+        "rows",
+        "stored",
+        "duplicates",
+        "quarantined",
+        "reasons",
+        "first_ts",
+        "last_ts",
+        "store_paths",
+        "by",
+    )
+    readonly_fields = fields
+    inlines = (QuarantinedReadingInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[IngestBatch]:
+        if not _manages(request):
+            return IngestBatch.objects.none()
+        return IngestBatch.objects.all()

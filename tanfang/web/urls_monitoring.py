@@ -8,6 +8,7 @@ from tanfang.web.views.monitoring import (
     alert_detail,
     alert_list,
 )
+from tanfang.web.views.monitoring_batches import ingest_batch_detail, ingest_batch_list
 from tanfang.web.views.monitoring_elder import elder_absence
 
 urlpatterns = [
@@ -16,4 +17,6 @@ urlpatterns = [
     path("alerts/<int:alert_id>/acknowledge/", alert_acknowledge_view, name="alert-acknowledge"),
     path("alerts/<int:alert_id>/close/", alert_close_view, name="alert-close"),
     path("elders/<int:elder_id>/absences/", elder_absence, name="elder-absence"),
+    path("monitoring/batches/", ingest_batch_list, name="ingest-batch-list"),
+    path("monitoring/batches/<int:batch_id>/", ingest_batch_detail, name="ingest-batch-detail"),
 ]

@@ -19,6 +19,7 @@ def _nav_items() -> list[tuple[str, str, Capability, str]]:
     return [
         ("nav-worklist", "worklist", Capability.RECORD_VISITS, _("Worklist")),
         ("nav-alerts", "alert-list", Capability.VIEW_ALERTS, _("Alerts")),
+        ("nav-batches", "ingest-batch-list", Capability.VIEW_INGEST_REPORTS, _("Deliveries")),
         ("nav-care", "care-list", Capability.MANAGE_CARE_ACTIONS, _("Care actions")),
         ("nav-elders", "elder-list", Capability.VIEW_ELDERS, _("Elders")),
         ("nav-rates", "rates", Capability.VIEW_RATES, _("Visit rates")),

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from tanfang.accounts.access import requires
 from tanfang.accounts.models import Role, User
-from tanfang.accounts.roles import Capability
+from tanfang.accounts.roles import Capability, can
 from tanfang.accounts.scope import elders_visible_to
 from tanfang.areas.models import Area, AreaLevel
 from tanfang.audit.models import AuditAction
@@ -212,4 +212,33 @@ def supervision(request: HttpRequest) -> HttpResponse:
         context["overdue_rows"] = _status_rows(statuses, on)
         audit_list(request, area, "supervision-overdue", [s.elder_id for s in statuses])
     context["list_limit"] = LIST_LIMIT
+    context["alert_outcomes"] = _alert_outcomes(user, area)
     return render(request, "supervision/supervision.html", context)
+
+
+ALERT_OUTCOME_DAYS = 30
+
+
+def _alert_outcomes(user: Any, area: Any) -> dict[str, Any] | None:
+    """Monitoring alerts of the last 30 days below the user's own area: raised, still open,
+    and how the closed ones ended (issue 4: "the outcome recorded and counted")."""
+    from tanfang.monitoring.models import AlertOutcome
+    from tanfang.monitoring.selectors import outcome_counts
+
+    if area.pk != getattr(user, "area_id", None) or not can(user, Capability.VIEW_ALERTS):
+        return None
+    until = timezone.now()
+    rows = outcome_counts(
+        user=user, since=until - dt.timedelta(days=ALERT_OUTCOME_DAYS), until=until
+    )
+    return {
+        "days": ALERT_OUTCOME_DAYS,
+        "outcomes": AlertOutcome.choices,
+        "rows": [
+            {
+                "row": row,
+                "counts": [row.outcomes.get(value, 0) for value, _label in AlertOutcome.choices],
+            }
+            for row in rows
+        ],
+    }
