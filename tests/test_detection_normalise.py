@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
+import pytest
 
 from tanfang.monitoring.detection.grid import Grid, spread
 from tanfang.monitoring.detection.normalise import normalise
-from tanfang.monitoring.detection.tables import MeterTable, Readings
+from tanfang.monitoring.detection.tables import MeterTable, Readings, parse_ts
 
 T0 = 1_700_000_000 // 900 * 900
 H = 3600
@@ -125,3 +127,17 @@ def test_hourly_readings_spread_over_quarter_hours() -> None:
     usage, _ = spread(norm, Grid(T0, 900, 6), 1)
     assert np.isnan(usage[0, 0]) and np.isnan(usage[0, 4])
     assert usage[0, 1:4].tolist() == [10, 10, 10]
+
+
+@pytest.mark.parametrize("first_naive", [True, False])
+def test_a_time_without_an_offset_is_unusable_wherever_it_stands(first_naive: bool) -> None:
+    """``ts`` is ISO 8601 with an offset or epoch seconds: a time without an offset is set
+    aside, never read as UTC (Polars would do so for a whole column whose first value has
+    none), and a bare date is not a time."""
+    good = ["2024-01-01T08:00:00+08:00", "2024-01-01T00:00:00Z", "2024-01-01 08:00:00+0800"]
+    good += ["1704067200", "2024-01-01T08:00:00.5+08:00"]
+    naive = ["2024-01-01T00:00:00", "2024-01-01"]
+    texts = naive + good if first_naive else good + naive
+    got = dict(zip(texts, parse_ts(pl.Series(texts)).to_list(), strict=True))
+    assert all(got[t] == 1704067200 for t in good), got
+    assert all(got[t] is None for t in naive), got

@@ -490,11 +490,20 @@ def parse_ts(series: pl.Series) -> pl.Series:
     text = series.cast(pl.String).str.strip_chars()
     numeric = text.str.contains(r"^-?\d+(\.\d+)?$").fill_null(False)
     epoch = text.cast(pl.Float64, strict=False).floor().cast(pl.Int64)
+    # A time without an offset is unusable (whatever the other rows say): Polars would read
+    # the whole column as UTC when its first value has none.
+    offset = text.str.contains(r"\d:\d{2}(:\d{2}(\.\d+)?)? ?(Z|[+-]\d{2}(:?\d{2})?)$")
+    offset = offset.fill_null(False)
     parsed = text.str.to_datetime(time_zone="UTC", strict=False, time_unit="us").dt.epoch("s")
     out = pl.select(
-        pl.when(numeric).then(epoch).otherwise(parsed).alias(series.name or "ts")
+        pl.when(numeric)
+        .then(epoch)
+        .when(offset)
+        .then(parsed)
+        .otherwise(None)
+        .alias(series.name or "ts")
     ).to_series()
-    missing = out.is_null() & text.is_not_null() & ~numeric
+    missing = out.is_null() & offset
     if missing.any():
         # Rows in another ISO form than the first: parse one by one; no offset -> null.
         values = out.to_list()
