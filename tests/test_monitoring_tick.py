@@ -23,7 +23,7 @@ import pytest
 from django.core.management import call_command
 
 from tanfang.accounts.models import Role
-from tanfang.monitoring import store
+from tanfang.monitoring import profiles, store
 from tanfang.monitoring.chart import chart_series
 from tanfang.monitoring.detection import datasets, evaluation
 from tanfang.monitoring.detection.config import RuleBookError
@@ -320,3 +320,108 @@ def test_the_remote_visits_command(world: dict[str, Any]) -> None:
     call_command("monitor", "remote-visits", "--day", "2017-02-08", stdout=out, stderr=err)
     assert "2 remote visits recorded" in out.getvalue()
     assert "do not count" in err.getvalue()
+
+
+# --------------------------------------------------------------------------- stored profiles
+
+
+def _spy_scans(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """Record the ``since`` of every store scan."""
+    sinces: list[int | None] = []
+    scan = store.readings_scan
+
+    def spy(**kwargs: Any) -> Any:
+        sinces.append(kwargs.get("since"))
+        return scan(**kwargs)
+
+    monkeypatch.setattr(store, "readings_scan", spy)
+    return sinces
+
+
+def _episodes() -> list[tuple[str, str, str, dt.datetime]]:
+    return sorted(
+        (a.episode_key, a.kind, a.meter.meter_id if a.meter else "", a.started_at)
+        for a in Alert.objects.select_related("meter")
+    )
+
+
+def test_stored_profiles_raise_the_same_alerts_reading_less(
+    world: dict[str, Any], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = moment(10)
+    sinces = _spy_scans(monkeypatch)
+    without = monitor_tick(now=at)
+    learned_from = min(s for s in sinces if s is not None)
+    expected = _episodes()
+    assert without.raised and expected
+    Alert.objects.all().delete()
+
+    out = io.StringIO()
+    call_command("monitor", "learn", "--now", at.isoformat(), stdout=out)
+    assert "profiles of 3 meters learned" in out.getvalue()
+    files = list((settings.MONITORING_DIR / "profiles").glob("*.npz"))
+    assert [f.name for f in files] == [f"{at.date().isoformat()}.npz"]
+    stored = profiles.profiles_read(files[0])
+    assert sorted(m for g in stored.groups.values() for m in g.meter_ids.tolist()) == [
+        "W-ALONE",
+        "W-HOSP",
+        "W-SILENT",
+    ]
+
+    sinces.clear()
+    with_profiles = monitor_tick(now=at)
+    assert _episodes() == expected
+    assert len(with_profiles.raised) == len(without.raised)
+    # Only the look-back and the rules' windows: weeks less than the learning history.
+    assert sinces and min(s for s in sinces if s is not None) > learned_from + 30 * 86400
+    assert with_profiles.readings < without.readings / 5
+
+    # A tick later the same day uses them too, and the incident resolves as without them.
+    sinces.clear()
+    monitor_tick(now=moment(30))
+    assert min(s for s in sinces if s is not None) > learned_from + 30 * 86400
+    person = Alert.objects.get(meter__meter_id="W-ALONE", rule="routine_missed")
+    assert person.resolved_at is not None
+
+
+def test_stale_or_mismatched_profiles_are_not_used(
+    world: dict[str, Any], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = moment(10)
+    sinces = _spy_scans(monkeypatch)
+    # Learned three days before: too old.
+    call_command("monitor", "learn", "--now", moment(10 - 72).isoformat(), stdout=io.StringIO())
+    sinces.clear()
+    monitor_tick(now=at)
+    full = min(s for s in sinces if s is not None)
+    expected = _episodes()
+    Alert.objects.all().delete()
+    # Learned at the moment, then the rule book changes: not used either.
+    call_command("monitor", "learn", "--now", at.isoformat(), stdout=io.StringIO())
+    DistrictRules.objects.create(area=None, rules={"learning": {"min_days": 8}})
+    sinces.clear()
+    monitor_tick(now=at)
+    assert min(s for s in sinces if s is not None) == full
+    DistrictRules.objects.all().delete()
+    Alert.objects.all().delete()
+    # The same rules again: the fresh file is used.
+    sinces.clear()
+    monitor_tick(now=at)
+    assert min(s for s in sinces if s is not None) > full + 30 * 86400
+    assert _episodes() == expected
+    # A new meter without a stored profile learns from the whole history meanwhile.
+    Meter.objects.create(
+        meter_id="W-NEW",
+        partner=world["partner"],
+        elder=None,
+        utility="water",
+        register="cumulative",
+        unit="L",
+        interval_minutes=60,
+        tz="Europe/Madrid",
+    )
+    Alert.objects.all().delete()
+    sinces.clear()
+    monitor_tick(now=at)
+    assert min(s for s in sinces if s is not None) == full
+    assert [e for e in _episodes() if e[2] != "W-NEW"] == expected

@@ -12,7 +12,9 @@
 3. the readings of the learning history and the look-back from the store
    (``store.readings_scan``), and the local engine replayed over the look-back (7 days of
    15-minute ticks; longer, at most 14 days, when an older person alert is still open and
-   unresolved) with the arrival lag, exactly as ``detect --now``;
+   unresolved) with the arrival lag, exactly as ``detect --now``; with fresh stored profiles
+   (``monitor learn``, ``profiles.py``) only the look-back and the rules' windows are read
+   for the meters that have one, and the engine takes their thresholds from the file;
 4. each episode open at ``now`` that has no alert yet is raised (``alerts.alert_raise``, key
    ``meter_id:rule:started_at``) with the engine's evidence and the chart series of the last
    48 hours against the home's usual hours (``chart.py``); technical alerts (data silence)
@@ -31,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +43,18 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tanfang.monitoring import chart, store
+from tanfang.monitoring import chart, profiles, store
 from tanfang.monitoring.alerts import PERSON_KINDS, Raise, alert_raise, alert_resolve
 from tanfang.monitoring.detection import engine
 from tanfang.monitoring.detection.config import RuleBook, RuleBookError, merge
 from tanfang.monitoring.detection.episodes import Alert as Episode
-from tanfang.monitoring.detection.tables import UNIT_FACTORS, MeterTable, readings_from_frame
+from tanfang.monitoring.detection.profile import Profile
+from tanfang.monitoring.detection.tables import (
+    UNIT_FACTORS,
+    MeterTable,
+    Readings,
+    readings_from_frame,
+)
 from tanfang.monitoring.models import (
     Absence,
     AbsenceReason,
@@ -59,6 +67,9 @@ from tanfang.monitoring.models import (
 from tanfang.registry.models import LifeStatus
 
 log = logging.getLogger(__name__)
+
+# The readings of some meter rows (for their chart series up to an hour's end).
+ChartReadings = Callable[[list[int], int], Readings]
 
 TICK_S = engine.DEFAULT_STEP_S
 LAG_S = engine.DEFAULT_LAG_S
@@ -274,21 +285,139 @@ def monitor_tick(
         report.seconds = time.perf_counter() - started
         return report
     book = rule_book_from_db()
-    ticks = np.arange(now_s - lookback_s // tick_s * tick_s, now_s + 1, tick_s, dtype=np.int64)
-    history = max(engine.history_seconds(book.for_district(d)) for d in {*live.table.district, ""})
-    since = int(ticks[0]) - history - 86400
-    frame = read_store(since=since, until=now_s + FUTURE_S)
-    readings = readings_from_frame(frame, live.table)
-    readings.rejected.pop("unknown_meter", None)  # readings of meters not watched here
-    report.readings = len(readings)
-    result = engine.run(
-        live.table, readings, book, ticks, lag_s=lag_s, future_cutoff=now_s + FUTURE_S
-    )
-    report.set_aside = {**readings.rejected, **result.quarantined}
-    _act(live, readings, book, result.alerts, unresolved, ticks, now, report)
+    ticks = _ticks(now_s, lookback_s, tick_s)
+    stored = profiles.profiles_load(book, now=now_s)
+    if stored is not None:
+        episodes, chart_readings = _detect_stored(live, book, ticks, now_s, lag_s, stored, report)
+    else:
+        readings = readings_for(live.table, book, now_s, lookback_s, tick_s)
+        report.readings = len(readings)
+        result = engine.run(
+            live.table, readings, book, ticks, lag_s=lag_s, future_cutoff=now_s + FUTURE_S
+        )
+        report.set_aside = {**readings.rejected, **result.quarantined}
+        episodes = result.alerts
+
+        def chart_readings(rows: list[int], end: int) -> Readings:
+            return readings
+
+    _act(live, chart_readings, book, episodes, unresolved, ticks, now, report)
     report.seconds = time.perf_counter() - started
     log.info("monitor tick %s", report.summary())
     return report
+
+
+def _ticks(now_s: int, lookback_s: int, tick_s: int) -> np.ndarray:
+    return np.arange(now_s - lookback_s // tick_s * tick_s, now_s + 1, tick_s, dtype=np.int64)
+
+
+def readings_for(
+    table: MeterTable, book: RuleBook, now_s: int, lookback_s: int, tick_s: int = TICK_S
+) -> Readings:
+    """The readings a tick at ``now_s`` learning the profiles itself needs: the learning
+    history and the look-back (also what ``monitor learn`` learns from)."""
+    ticks = _ticks(now_s, lookback_s, tick_s)
+    history = max(engine.history_seconds(book.for_district(d)) for d in {*table.district, ""})
+    since = int(ticks[0]) - history - 86400
+    readings = readings_from_frame(read_store(since=since, until=now_s + FUTURE_S), table)
+    readings.rejected.pop("unknown_meter", None)  # readings of meters not watched here
+    return readings
+
+
+def _detect_stored(
+    live: LiveMeters,
+    book: RuleBook,
+    ticks: np.ndarray,
+    now_s: int,
+    lag_s: int,
+    stored: profiles.Stored,
+    report: TickReport,
+) -> tuple[list[Episode], ChartReadings]:
+    """The engine with the stored profiles: the meters that have one read only the
+    look-back and the rules' windows; the others (new meters) learn as without them."""
+    table = live.table
+    sets = [book.for_district(d) for d in table.district]
+    fingerprints: dict[int, str] = {}
+    short: dict[int, int] = {}
+    for rules in sets:
+        if id(rules) not in fingerprints:
+            fingerprints[id(rules)] = profiles.rules_fingerprint(rules)
+            short[id(rules)] = engine.history_seconds(rules, learning=False)
+    first_day = (int(ticks[0]) - max(short.values()) - 86400) // 86400 - 1
+    last_day = now_s // 86400 + 1
+    by_set: dict[int, list[int]] = {}
+    fallback: list[int] = []
+    covered = stored.covers(first_day, last_day)
+    for row, rules in enumerate(sets):
+        group = stored.groups.get((fingerprints[id(rules)], table.utility[row]))
+        known = group is not None and table.meter_id[row] in _ids(group)
+        if covered and known:
+            by_set.setdefault(id(rules), []).append(row)
+        else:
+            fallback.append(row)
+    episodes: list[Episode] = []
+    set_aside: dict[str, int] = {}
+
+    def detect(rows: list[int], frame: pl.DataFrame, given: bool) -> None:
+        sub = table.take(rows)
+        readings = readings_from_frame(frame, sub)
+        readings.rejected.pop("unknown_meter", None)
+        report.readings += len(readings)
+        given_profiles: dict[str, Profile] = {}
+        if given:
+            rules = sets[rows[0]]
+            for utility in sorted(set(sub.utility)):
+                group = stored.groups[(fingerprints[id(rules)], utility)]
+                ids = [m for m, u in zip(sub.meter_id, sub.utility, strict=True) if u == utility]
+                pos = profiles.positions(group.meter_ids, ids)
+                given_profiles[utility] = group.profile(pos, rules.learning)
+        result = engine.run(
+            sub,
+            readings,
+            book,
+            ticks,
+            lag_s=lag_s,
+            future_cutoff=now_s + FUTURE_S,
+            profiles=given_profiles or None,
+        )
+        for k, v in {**readings.rejected, **result.quarantined}.items():
+            set_aside[k] = set_aside.get(k, 0) + v
+        for ep in result.alerts:
+            ep.meter = rows[ep.meter]
+        episodes.extend(result.alerts)
+
+    until = now_s + FUTURE_S
+    if by_set:
+        since = int(ticks[0]) - max(short[k] for k in by_set) - 86400
+        mine = (
+            None if not fallback else [table.meter_id[r] for rows in by_set.values() for r in rows]
+        )
+        frame = read_store(since=since, until=until, meter_ids=mine)
+        for rows in by_set.values():
+            detect(rows, frame, True)
+    if fallback:
+        rules_of = {d: book.for_district(d) for d in {*table.district, ""}}
+        history = max(engine.history_seconds(r) for r in rules_of.values())
+        since = int(ticks[0]) - history - 86400
+        ids = [table.meter_id[r] for r in fallback]
+        detect(fallback, read_store(since=since, until=until, meter_ids=ids), False)
+    report.set_aside = set_aside
+    episodes.sort(key=lambda a: (a.detected_at, a.meter, a.rule))
+
+    def chart_readings(rows: list[int], end: int) -> Readings:
+        ids = [table.meter_id[r] for r in rows]
+        frame = read_store(since=chart.window_start(end), until=end, meter_ids=ids)
+        return readings_from_frame(frame, table)
+
+    return episodes, chart_readings
+
+
+def _ids(group: profiles.GroupProfile) -> set[str]:
+    cached = getattr(group, "_id_set", None)
+    if cached is None:
+        cached = set(group.meter_ids.tolist())
+        group._id_set = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def _lookback(unresolved: list[Alert], now: dt.datetime, lookback_s: int, tick_s: int) -> int:
@@ -306,7 +435,7 @@ def _lookback(unresolved: list[Alert], now: dt.datetime, lookback_s: int, tick_s
 
 def _act(
     live: LiveMeters,
-    readings: Any,
+    chart_readings: ChartReadings,
     book: RuleBook,
     episodes: list[Episode],
     unresolved: list[Alert],
@@ -348,7 +477,8 @@ def _act(
     if not to_raise:
         return
     end = chart.hour_end(int(now.timestamp()))
-    series = chart.series_for(table, readings, book, sorted({ep.meter for ep in to_raise}), end=end)
+    rows = sorted({ep.meter for ep in to_raise})
+    series = chart.series_for(table, chart_readings(rows, end), book, rows, end=end)
     for ep in sorted(to_raise, key=lambda e: (e.detected_at, e.meter, e.rule)):
         meter = live.meters[ep.meter]
         evidence = {

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tanfang.monitoring.detection import features as feats
-from tanfang.monitoring.detection.config import PERSON_KINDS, RuleBook, RuleSet
+from tanfang.monitoring.detection.config import PERSON_KINDS, Rule, RuleBook, RuleSet
 from tanfang.monitoring.detection.devices import device_alerts
 from tanfang.monitoring.detection.episodes import Alert, alerts, merged_alerts
-from tanfang.monitoring.detection.grid import Grid, calendar, spread
+from tanfang.monitoring.detection.grid import Calendar, Grid, calendar, spread
 from tanfang.monitoring.detection.normalise import MIN_SPAN_S, _median_spacing, normalise
 from tanfang.monitoring.detection.profile import Profile
 from tanfang.monitoring.detection.rules import Context, evaluate
@@ -344,33 +344,9 @@ def _run_group(
     usage, peak = spread(norm, grid, n)
     cal = calendar(grid, meters.tz)
     zone_idx = cal.zone_index(meters.tz)
-    act = rules.activity[utility]
-    if given is not None:
-        profile = given
-    else:
-        activity = {
-            "base_quantile": np.full(n, float(act["base_quantile"])),
-            "quiet_hours": np.full(n, int(act["quiet_hours"])),
-            "quiet_quantile": np.full(n, float(act["quiet_quantile"])),
-            "min_above": np.full(n, float(act["min_above_base_per_hour"]) * step_s / 3600),
-        }
-        profile = Profile.learn(usage, grid, cal, zone_idx, rules.learning, activity)
-    if profile.act_thr.shape[1] == 1:
-        thr_slots = profile.act_thr  # one day's profile: (M, 1) serves every slot
-    else:
-        thr_slots = feats.slot_thresholds(profile.act_thr, profile.day0, cal, zone_idx)
-    feat = feats.build(usage, peak, thr_slots)
-    del thr_slots
-    routine = [r for r in active_rules if r.kind == "missed_routine"]
-    if given is None and any(r.params["basis"] == "hour" for r in routine):
-        profile.set_inactivity(feats.inactive_hours(feat, grid), cal, zone_idx, grid)
-    bases = {r.params["basis"] for r in routine}
-    if given is None and bases & {"spell", "days"}:
-        spells = feats.gaps(feat)
-        if "spell" in bases:
-            profile.set_gaps(spells, cal, zone_idx, grid)
-        if "days" in bases:
-            profile.set_day_spells(spells, cal, zone_idx, grid)
+    profile, feat = learned(
+        usage, peak, grid, cal, zone_idx, rules, utility, active_rules, step_s=step_s, given=given
+    )
     interval = meters.interval_s.copy()
     unknown = np.isnan(interval)
     if unknown.any():
@@ -399,6 +375,52 @@ def _run_group(
             found.extend(alerts(out, ticks))
     found.extend(merged_alerts(person, ticks))
     return found
+
+
+def learned(
+    usage: np.ndarray,
+    peak: np.ndarray,
+    grid: Grid,
+    cal: Calendar,
+    zone_idx: np.ndarray,
+    rules: RuleSet,
+    utility: str,
+    active_rules: list[Rule],
+    *,
+    step_s: int,
+    given: Profile | None = None,
+) -> tuple[Profile, feats.Features]:
+    """The home's profile (learned from ``usage``, or ``given``) and the per-slot features
+    the rules read; the learning a tick does, and the nightly learning job stores."""
+    n = usage.shape[0]
+    act = rules.activity[utility]
+    if given is not None:
+        profile = given
+    else:
+        activity = {
+            "base_quantile": np.full(n, float(act["base_quantile"])),
+            "quiet_hours": np.full(n, int(act["quiet_hours"])),
+            "quiet_quantile": np.full(n, float(act["quiet_quantile"])),
+            "min_above": np.full(n, float(act["min_above_base_per_hour"]) * step_s / 3600),
+        }
+        profile = Profile.learn(usage, grid, cal, zone_idx, rules.learning, activity)
+    if profile.act_thr.shape[1] == 1:
+        thr_slots = profile.act_thr  # one day's profile: (M, 1) serves every slot
+    else:
+        thr_slots = feats.slot_thresholds(profile.act_thr, profile.day0, cal, zone_idx)
+    feat = feats.build(usage, peak, thr_slots)
+    del thr_slots
+    routine = [r for r in active_rules if r.kind == "missed_routine"]
+    if given is None and any(r.params["basis"] == "hour" for r in routine):
+        profile.set_inactivity(feats.inactive_hours(feat, grid), cal, zone_idx, grid)
+    bases = {r.params["basis"] for r in routine}
+    if given is None and bases & {"spell", "days"}:
+        spells = feats.gaps(feat)
+        if "spell" in bases:
+            profile.set_gaps(spells, cal, zone_idx, grid)
+        if "days" in bases:
+            profile.set_day_spells(spells, cal, zone_idx, grid)
+    return profile, feat
 
 
 def visibility(

@@ -1,7 +1,10 @@
-"""``tanfang monitor tick|escalate|remote-visits``: the periodic jobs of live monitoring.
+"""``tanfang monitor tick|learn|escalate|remote-visits``: the periodic jobs of live monitoring.
 
 - ``tanfang monitor tick [--now ISO]``: live detection from the reading store into alerts
   (``monitoring/tick.py``); run every 15 minutes.
+- ``tanfang monitor learn [--now ISO]``: learn every active meter's profile from the reading
+  store and save it under ``MONITORING_DIR/profiles/`` (``monitoring/profiles.py``), so that
+  the tick reads only its look-back; run once a night (03:00).
 - ``tanfang monitor escalate [--now ISO]``: climb the alerts nobody acknowledged in time
   (``alerts.alerts_escalate``); run every minute or five.
 - ``tanfang monitor remote-visits [--day YYYY-MM-DD]``: record yesterday's (or ``--day``'s)
@@ -21,6 +24,7 @@ from django.utils import timezone
 
 from tanfang.monitoring.alerts import alerts_escalate
 from tanfang.monitoring.detection.config import RuleBookError
+from tanfang.monitoring.profiles import monitor_learn
 from tanfang.monitoring.remote_visits import remote_visits_record
 from tanfang.monitoring.tick import monitor_tick
 
@@ -52,6 +56,8 @@ class Command(BaseCommand):
         jobs = parser.add_subparsers(dest="job", required=True, metavar="JOB")
         tick = jobs.add_parser("tick", help="detect from the reading store and raise alerts")
         tick.add_argument("--now", type=moment_argument, default=None, help="default: now")
+        learn = jobs.add_parser("learn", help="learn every meter's profile (nightly)")
+        learn.add_argument("--now", type=moment_argument, default=None, help="default: now")
         escalate = jobs.add_parser("escalate", help="climb unacknowledged alerts")
         escalate.add_argument("--now", type=moment_argument, default=None, help="default: now")
         remote = jobs.add_parser(
@@ -71,6 +77,12 @@ class Command(BaseCommand):
             self.stdout.write(report.summary())
             if report.set_aside:
                 self.stderr.write(f"set aside: {report.set_aside}")
+        elif job == "learn":
+            try:
+                learned = monitor_learn(now=options["now"])
+            except RuleBookError as exc:
+                raise CommandError(f"monitoring rules: {exc}", returncode=2) from exc
+            self.stdout.write(learned.summary())
         elif job == "escalate":
             count = alerts_escalate(now=options["now"])
             self.stdout.write(f"{count} alerts escalated")
