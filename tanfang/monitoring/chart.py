@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tanfang.monitoring.detection.config import RuleBook
+from tanfang.monitoring.detection.engine import UNITS as CANONICAL_UNITS
 from tanfang.monitoring.detection.grid import Grid, spread
 from tanfang.monitoring.detection.normalise import normalise
 from tanfang.monitoring.detection.tables import MeterTable, Readings
@@ -34,7 +35,6 @@ HOURS = 48
 WEEKS = 8
 STEP_S = 3600
 WEEK_S = 7 * 86400
-UNITS = {"water": "L", "gas": "L", "electricity": "Wh"}
 
 
 def window_start(end: int, *, hours: int = HOURS, weeks: int = WEEKS) -> int:
@@ -103,7 +103,7 @@ def series_for(
         out[row] = {
             "start": end - hours * STEP_S,
             "step_s": STEP_S,
-            "unit": UNITS.get(sub.utility[i], ""),
+            "unit": CANONICAL_UNITS.get(sub.utility[i], ""),
             "usage": _plain(recent[i]),
             "usual": _plain(usual[i]),
             "weeks": weeks,

@@ -35,6 +35,7 @@ import polars as pl
 from django.conf import settings
 
 from tanfang.monitoring.detection.config import DEFAULT_BOOK
+from tanfang.monitoring.detection.engine import UNITS as CANONICAL_UNITS
 from tanfang.monitoring.detection.normalise import Normalised, normalise
 from tanfang.monitoring.detection.tables import MeterTable, Readings
 
@@ -412,14 +413,13 @@ def hourly_build(day: dt.date | str, *, meters: pl.DataFrame | None = None) -> H
 def _hourly(
     readings: pl.DataFrame, meters: pl.DataFrame, start: int, out: HourlyBuilt
 ) -> pl.DataFrame:
-    canonical = {"water": "L", "gas": "L", "electricity": "Wh"}
     table = MeterTable.from_frame(
         meters.select(
             "meter_id",
             pl.lit("").alias("elder_id"),
             "utility",
             "register",
-            pl.col("utility").replace_strict(canonical, default="L").alias("unit"),
+            pl.col("utility").replace_strict(CANONICAL_UNITS, default="L").alias("unit"),
             "interval_minutes",
             "rollover",
         )

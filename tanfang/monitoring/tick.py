@@ -47,6 +47,7 @@ from tanfang.monitoring import chart, profiles, store
 from tanfang.monitoring.alerts import PERSON_KINDS, Raise, alert_raise, alert_resolve
 from tanfang.monitoring.detection import engine
 from tanfang.monitoring.detection.config import RuleBook, RuleBookError, merge
+from tanfang.monitoring.detection.engine import UNITS as CANONICAL_UNITS
 from tanfang.monitoring.detection.episodes import Alert as Episode
 from tanfang.monitoring.detection.profile import Profile
 from tanfang.monitoring.detection.tables import (
@@ -76,7 +77,6 @@ LAG_S = engine.DEFAULT_LAG_S
 LOOKBACK_S = engine.DEFAULT_LOOKBACK_S
 MAX_LOOKBACK_S = 14 * 86400
 FUTURE_S = 300
-CANONICAL_UNIT = {"water": "L", "gas": "L", "electricity": "Wh"}
 # The elder's life status as the engine's meter status (no person alerts).
 LIFE_STATUS: dict[str, str] = {
     LifeStatus.IN_HOSPITAL: "hospital",
@@ -171,7 +171,7 @@ def meter_rows(meters: Sequence[Meter], absent: dict[int, str]) -> list[dict[str
                 "elder_id": elder_id,
                 "utility": meter.utility,
                 "register": meter.register,
-                "unit": CANONICAL_UNIT[meter.utility],
+                "unit": CANONICAL_UNITS[meter.utility],
                 "interval_minutes": float(meter.interval_minutes),
                 "tz": meter.tz,
                 "district": district,

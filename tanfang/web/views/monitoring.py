@@ -29,8 +29,9 @@ from tanfang.accounts.roles import Capability, can
 from tanfang.audit.models import AuditAction
 from tanfang.audit.services import audit_record
 from tanfang.monitoring.alerts import AlertError, alert_acknowledge, alert_close, visitor_of
+from tanfang.monitoring.detection.engine import UNITS as CANONICAL_UNITS
 from tanfang.monitoring.models import Alert, AlertKind, AlertState
-from tanfang.monitoring.selectors import alert_visible, alerts_visible_to, is_partner_view
+from tanfang.monitoring.selectors import alert_visible, alerts_list, is_partner_view
 from tanfang.web import monitoring_labels as labels
 from tanfang.web.alert_chart import Series, chart, series_from_evidence
 from tanfang.web.monitoring_forms import AlertAcknowledgeForm, AlertCloseForm, AlertFilterForm
@@ -39,8 +40,6 @@ from tanfang.web.views.common import private
 log = logging.getLogger(__name__)
 
 LIST_LIMIT = 100
-CANONICAL_UNITS = {"water": "L", "gas": "L", "electricity": "Wh"}
-ACTIVE_STATES = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
 LIST_FIELDS = (
     "id",
     "kind",
@@ -75,11 +74,11 @@ LIST_FIELDS = (
 
 
 # -- reads ---------------------------------------------------------------------------------
-def alerts_for(user: Any, *, kind: str = "") -> QuerySet[Alert]:
-    """The alerts of ``user``'s scope (``selectors.alerts_visible_to``) that a list shows:
-    a meter that stopped reporting is the data partner's business, so the others see such
-    a technical alert only when it is assigned to them or when they ask for that kind."""
-    alerts = alerts_visible_to(user)
+def alerts_for(user: Any, *, state: str = "", kind: str = "") -> QuerySet[Alert]:
+    """The alerts of ``user``'s scope (``selectors.alerts_list``) that a list shows: a
+    meter that stopped reporting is the data partner's business, so the others see such a
+    technical alert only when it is assigned to them or when they ask for that kind."""
+    alerts = alerts_list(user=user, state="" if state == "all" else state, kind=kind)
     if not is_partner_view(user) and kind != AlertKind.DATA_SILENCE:
         alerts = alerts.filter(Q(technical=False) | Q(assigned_to=user))
     return alerts
@@ -149,19 +148,14 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     """The alerts the user may see, open first (``ordered``), filtered, at most 100."""
     form = AlertFilterForm(request.GET or None)
     f = form.filters()
-    alerts = alerts_for(request.user, kind=f["kind"])
-    if f["state"] == "active":
-        alerts = alerts.filter(state__in=ACTIVE_STATES)
-    elif f["state"] in (AlertState.OPEN, AlertState.CLOSED):
-        alerts = alerts.filter(state=f["state"])
+    alerts = alerts_for(request.user, state=f["state"], kind=f["kind"])
     if f["severity"]:
         alerts = alerts.filter(severity=f["severity"])
-    if f["kind"]:
-        alerts = alerts.filter(kind=f["kind"])
     if f["mine"]:
         alerts = alerts.filter(assigned_to_id=request.user.pk)
     found = list(
         ordered(alerts)
+        .select_related(None)
         .select_related("elder", "community", "assigned_to", "meter", "device")
         .only(*LIST_FIELDS)[: LIST_LIMIT + 1]
     )
