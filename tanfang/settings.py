@@ -51,6 +51,10 @@ INSTALLED_APPS = [
     "tanfang.monitoring",
     "tanfang.visits",
     "tanfang.care",
+    "tanfang.notifications",
+    "tanfang.referrals",
+    "tanfang.emergencies",
+    "tanfang.workers",
 ]
 
 MIDDLEWARE = [
@@ -177,3 +181,26 @@ MONITORING_DIR = Path(env_str("TANFANG_MONITORING_DIR", str(DATA_DIR / "monitori
 RAW_READING_DAYS = env_int("TANFANG_RAW_READING_DAYS", 180, minimum=120)
 HOURLY_READING_DAYS = env_int("TANFANG_HOURLY_READING_DAYS", 5 * 366, minimum=366)
 MQTT_URL = env_str("TANFANG_MQTT_URL", "mqtt://127.0.0.1:1883") or ""
+
+# Notifications and workers (issue 5; docs/notifications.md, docs/workers.md).
+# The address of this site as family members reach it (confirmation links in messages).
+TANFANG_PUBLIC_URL = env_str("TANFANG_PUBLIC_URL", "http://127.0.0.1:8000") or ""
+# SMS through Alibaba Cloud's SMS API (alibabacloud-dysmsapi20170525). Unset endpoint: no SMS.
+SMS_ENDPOINT = env_str("TANFANG_SMS_ENDPOINT", "") or ""  # e.g. dysmsapi.aliyuncs.com
+SMS_PROTOCOL = env_str("TANFANG_SMS_PROTOCOL", "https") or "https"
+SMS_ACCESS_KEY_ID = env_str("TANFANG_SMS_ACCESS_KEY_ID", "") or ""
+SMS_ACCESS_KEY_SECRET = env_str("TANFANG_SMS_ACCESS_KEY_SECRET", "") or ""
+SMS_SIGN_NAME = env_str("TANFANG_SMS_SIGN_NAME", "探访") or ""
+SMS_RATE = env_int("TANFANG_SMS_RATE", 50, minimum=0)  # provider requests per second
+# WeCom group robots: the webhook's base URL (the robot's key is stored per group).
+WECOM_URL = env_str("TANFANG_WECOM_URL", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send") or ""
+WECOM_ENABLED = env_bool("TANFANG_WECOM_ENABLED", False)
+# E-mail over SMTP. Unset host: no e-mail.
+SMTP_HOST = env_str("TANFANG_SMTP_HOST", "") or ""
+SMTP_PORT = env_int("TANFANG_SMTP_PORT", 25, minimum=1)
+SMTP_USER = env_str("TANFANG_SMTP_USER", "") or ""
+SMTP_PASSWORD = env_str("TANFANG_SMTP_PASSWORD", "") or ""
+SMTP_STARTTLS = env_bool("TANFANG_SMTP_STARTTLS", False)
+SMTP_FROM = env_str("TANFANG_SMTP_FROM", "tanfang@localhost") or ""
+# Workers: empty runs them in-process on the database; redis://... runs them on Redis.
+REDIS_URL = env_str("TANFANG_REDIS_URL", "") or ""

@@ -1,0 +1,1 @@
+"""The channels messages leave by, behind one interface (``base.ChannelBackend``)."""
