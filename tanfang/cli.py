@@ -1,9 +1,10 @@
 """The ``tanfang`` console command: every operator task is a subcommand.
 
 ``tanfang demo``, ``tanfang serve``, ``tanfang import elders FILE``, ``tanfang classify FILE``,
-``tanfang keys`` ... are Django management commands; Django's own (``migrate``,
-``createsuperuser``, ...) work too. ``tanfang keys`` needs no configuration, so it is answered
-before Django starts.
+``tanfang keys``, ``tanfang worker`` (the background jobs, docs/workers.md), ``tanfang outbox``
+(a dedicated outbox sender, docs/notifications.md) ... are Django management commands;
+Django's own (``migrate``, ``createsuperuser``, ...) work too. ``tanfang keys`` needs no
+configuration, so it is answered before Django starts.
 """
 
 from __future__ import annotations

@@ -204,3 +204,5 @@ SMTP_STARTTLS = env_bool("TANFANG_SMTP_STARTTLS", False)
 SMTP_FROM = env_str("TANFANG_SMTP_FROM", "tanfang@localhost") or ""
 # Workers: empty runs them in-process on the database; redis://... runs them on Redis.
 REDIS_URL = env_str("TANFANG_REDIS_URL", "") or ""
+# The prefix of every Redis key the workers use (several sites may share one Redis).
+WORKER_KEY_PREFIX = env_str("TANFANG_WORKER_KEY_PREFIX", "tanfang:") or "tanfang:"

@@ -195,6 +195,9 @@ class Notification(models.Model):
     delivery = models.CharField(max_length=8, choices=Delivery.choices, default=Delivery.FALLBACK)
     # The channels to use, in order (``Delivery.FALLBACK``) or all at once (``ALL``).
     channels = models.JSONField(default=list)
+    # Where to reach the recipient on each of ``channels`` (same order), for falling back:
+    # [{"channel": "sms", "cipher": <encrypted phone>, "masked": "138****0000"}, ...].
+    addresses = models.JSONField(default=list, blank=True)
     urgent = models.BooleanField(_("urgent"), default=False)
     # What caused it: ("alert", 12), ("emergency", 3), ("referral", 7), ("care_action", 9) ...
     cause_type = models.CharField(max_length=20, blank=True)

@@ -131,6 +131,10 @@ def notify(
                 group_id=recipient.group_id,
                 delivery=delivery,
                 channels=[a.channel for a in recipient.addresses],
+                addresses=[
+                    {"channel": a.channel, "cipher": a.cipher, "masked": a.masked}
+                    for a in recipient.addresses
+                ],
                 urgent=urgent,
                 cause_type=cause[0] if cause else "",
                 cause_id=cause[1] if cause else None,

@@ -43,3 +43,24 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class QueuedJob(models.Model):
+    """A queued job of the embedded (database) backend: inserted in the caller's transaction,
+    claimed by a worker with a conditional UPDATE (``holder``, ``lease_until``), deleted when
+    done; a dead worker's job is claimed again once its lease ran out. With Redis the queue
+    lives in Redis instead (docs/workers.md)."""
+
+    name = models.CharField(max_length=120)
+    kwargs = models.JSONField(default=dict)
+    enqueued_at = models.DateTimeField()
+    holder = models.CharField(max_length=80, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("queued job")
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.pk}"
