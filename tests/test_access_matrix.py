@@ -52,6 +52,7 @@ from tanfang.areas.models import Area, AreaLevel, CommunityKind
 from tanfang.audit.models import AuditAction, AuditEntry
 from tanfang.care.models import CareAction, ServiceEntry
 from tanfang.core import crypto
+from tanfang.emergencies.models import EmergencyCase
 from tanfang.monitoring.alerts import Raise, alert_raise
 from tanfang.monitoring.models import (
     Absence,
@@ -63,6 +64,7 @@ from tanfang.monitoring.models import (
     Meter,
     QuarantinedReading,
 )
+from tanfang.referrals.models import Referral
 from tanfang.registry.models import (
     CategoryOverride,
     Elder,
@@ -92,6 +94,8 @@ pytestmark = pytest.mark.django_db
 
 # Pages anyone may open (everything else must refuse an anonymous visitor).
 PUBLIC = {"login", "logout", "set-language", "admin:login", "admin:logout"}
+# The family's confirm link (issue 5): its token is the key; an unknown one is a 404.
+PUBLIC |= {"notification-confirm"}
 
 # Roles in the matrix and where each works (all inside Dongcheng, except the city admin).
 ROLES = (
@@ -132,12 +136,17 @@ class Bundle:
     # The elder's meter, device, absence and a person alert; the district's monitoring
     # rules (see ``_monitoring``), by kind.
     monitoring: dict[str, Any] = field(default_factory=dict)
+    # The elder's family contact and the district's notification rows (see ``_notifications``).
+    notifications: dict[str, Any] = field(default_factory=dict)
     # Object kinds this bundle may stand for; a visitor's own-community bundle has only
     # the elder and what hangs on her (the community itself is hers).
     kinds: frozenset[str] = frozenset(
         {"elder", "first_contact", "area", "area_code", "user", "rule", "visit", "care_action"}
         | {"visit_rule", "surge", "provider", "service", "visitor_profile"}
         | {"alert", "meter", "device", "absence", "district_rules"}
+        | {"emergency", "emergency_rules"}
+        | {"referral", "referral_rules"}
+        | {"family_contact", "message_template", "notification_rules", "wecom_group"}
     )
 
     def markers(self) -> list[str]:
@@ -151,6 +160,8 @@ class Bundle:
         ]
         if elder.phone_cipher:
             marks += [crypto.decrypt(elder.phone_cipher), elder.phone_masked]
+        if "family_contact" in self.notifications:
+            marks.append(self.notifications["family_contact"].name)
         if "area" in self.kinds:
             marks += [self.community.name, self.community.code, self.user.username]
         return marks
@@ -209,7 +220,74 @@ def _bundle(community: Area, name: str, place: str, phone: str, **kinds: Any) ->
 
 
 TEAM_KINDS = ("visit_rule", "surge", "provider", "service", "visitor_profile")
+NOTIFICATION_KINDS = ("family_contact", "message_template", "notification_rules", "wecom_group")
+
+
+def _notifications(bundle: Bundle) -> None:
+    """A family contact of the elder, the district's message template and notification rules,
+    and a WeCom group of the community."""
+    from tanfang.notifications.models import (
+        FamilyContact,
+        MessageTemplate,
+        NotificationRules,
+        WeComGroup,
+    )
+
+    elder = bundle.elder
+    bundle.notifications = {
+        "family_contact": FamilyContact.objects.create(
+            elder=elder,
+            name=f"{elder.name}的女儿",
+            relation="child",
+            phone_cipher=crypto.encrypt("13700001111"),
+            phone_masked="137****1111",
+        ),
+        "message_template": MessageTemplate.objects.get_or_create(
+            code="alert_raised", area=bundle.district, defaults={"text": "{elder}{what}"}
+        )[0],
+        "notification_rules": NotificationRules.objects.get_or_create(area=bundle.district)[0],
+        "wecom_group": WeComGroup.objects.create(
+            area=bundle.community, name=f"群{elder.pk}", key_cipher=crypto.encrypt("k")
+        ),
+    }
+
+
 MONITORING_KINDS = ("alert", "meter", "device", "absence", "district_rules")
+EMERGENCY_KINDS = ("emergency", "emergency_rules")
+
+
+def _emergencies(bundle: Bundle) -> None:
+    """An emergency case of the elder (a visitor's report, everyone told) and the district's
+    emergency timers."""
+    from tanfang.emergencies.models import EmergencyRules
+    from tanfang.emergencies.services import emergency_open
+
+    case, _ = emergency_open(
+        elder=bundle.elder, trigger="visitor_report", summary=f"{bundle.elder.name}摔倒"
+    )
+    bundle.monitoring["emergency"] = case
+    bundle.monitoring["emergency_rules"] = EmergencyRules.objects.get_or_create(
+        area=bundle.district
+    )[0]
+
+
+REFERRAL_KINDS = ("referral", "referral_rules")
+
+
+def _referrals(bundle: Bundle) -> None:
+    """A need of the elder referred to her subdistrict, and the district's referral rules."""
+    from tanfang.referrals.models import ReferralRules
+    from tanfang.referrals.services import referral_open
+
+    bundle.monitoring["referral"] = referral_open(
+        key=f"matrix:{bundle.elder.pk}",
+        elder=bundle.elder,
+        need="daily_life_care",
+        route_reason="extremely_poor",
+        source="manual",
+    )[0]
+    rules, _ = ReferralRules.objects.get_or_create(area=bundle.district)
+    bundle.monitoring["referral_rules"] = rules
 
 
 def _monitoring(bundle: Bundle, partner_contact: User | None) -> None:
@@ -344,6 +422,8 @@ def world() -> World:
             kinds=frozenset(
                 {"elder", "first_contact", "visit", "care_action"}
                 | {"alert", "meter", "device", "absence"}
+                | {"emergency"}
+                | {"referral"}
             ),
         ),
     )
@@ -367,6 +447,12 @@ def world() -> World:
     _monitoring(world.mine, world.users[Role.DATA_PARTNER])
     for bundle in (world.fangshan, world.tianjin, world.unassigned):
         _monitoring(bundle, None)
+    for bundle in (world.mine, world.fangshan, world.tianjin):
+        _notifications(bundle)
+    for bundle in (world.mine, world.fangshan, world.tianjin, world.unassigned):
+        _emergencies(bundle)
+    for bundle in (world.mine, world.fangshan, world.tianjin, world.unassigned):
+        _referrals(bundle)
     # The visitor's own visit (she is its author and owns its care action); the others are
     # recorded by the system and owned by their community's worker.
     _visit_with_action(world.mine, world.users[Role.VISITOR])
@@ -477,6 +563,18 @@ SEGMENT_KINDS = {
     "device": "device",
     "absence": "absence",
     "districtrules": "district_rules",
+    # Emergencies: a case of an elder, a district's timers.
+    "emergencies": "emergency",
+    "emergencyrules": "emergency_rules",
+    # Notifications: an elder's family contact, a district's wording and rules, a group.
+    "familycontact": "family_contact",
+    "messagetemplate": "message_template",
+    "notificationrules": "notification_rules",
+    "wecomgroup": "wecom_group",
+    # Referrals: a need of an elder sent to her subdistrict, a district's time limits.
+    "referrals": "referral",
+    "referral": "referral",
+    "referralrules": "referral_rules",
     # Data partners are the city's: every back-office user with the right may read them;
     # so are their deliveries (batches hold meters and counts, never an elder).
     "datapartner": "city_policy",
@@ -495,6 +593,8 @@ NAME_KINDS = {
     "visit_id": "visit",
     "action_id": "care_action",
     "alert_id": "alert",
+    "case_id": "emergency",
+    "referral_id": "referral",
     # A partner's delivery belongs to no area (see "ingestbatch" above).
     "batch_id": "city_policy",
 }
@@ -503,6 +603,8 @@ PLAIN = {
     "url": lambda: "no-such-page/",
     "app_label": lambda: "registry",
     "content_type_id": lambda: str(ContentType.objects.get_for_model(Elder).pk),
+    # The family's confirm link: a token nobody was given.
+    "token": lambda: "no-such-token-0000",
 }
 
 
@@ -533,6 +635,12 @@ def _value(bundle: Bundle, kind: str) -> str:
         "care_action": lambda: str(bundle.care_action.pk),  # type: ignore[union-attr]
         **{name: (lambda name=name: str(bundle.team[name].pk)) for name in TEAM_KINDS},
         **{name: (lambda name=name: str(bundle.monitoring[name].pk)) for name in MONITORING_KINDS},
+        **{name: (lambda name=name: str(bundle.monitoring[name].pk)) for name in EMERGENCY_KINDS},
+        **{name: (lambda name=name: str(bundle.monitoring[name].pk)) for name in REFERRAL_KINDS},
+        **{
+            name: (lambda name=name: str(bundle.notifications[name].pk))
+            for name in NOTIFICATION_KINDS
+        },
     }[kind]()
 
 
@@ -742,6 +850,8 @@ def outside_state(world: World) -> Any:
                 list(Absence.objects.filter(elder=bundle.elder).values()),
                 list(Meter.objects.filter(elder=bundle.elder).values()),
                 list(Device.objects.filter(elder=bundle.elder).values()),
+                list(EmergencyCase.objects.filter(elder=bundle.elder).values()),
+                list(Referral.objects.filter(elder=bundle.elder).values()),
             )
         )
     return state, User.objects.count(), Elder.objects.count()
@@ -818,6 +928,33 @@ REACHES = [
     (Role.DATA_PARTNER, "GET", "/api/v1/elders/{elder}/alerts/", 403),
     (Role.AUDITOR, "GET", "/api/v1/alerts/", 403),
     (Role.VISITOR, "POST", "/api/v1/alerts/{alert}/acknowledge/", 200),
+    (Role.VISITOR, "GET", "/emergencies/{emergency}/", 200),
+    (Role.VISITOR, "GET", "/api/v1/emergencies/{emergency}/", 200),
+    (Role.VISITOR, "POST", "/api/v1/emergencies/{emergency}/confirm/", 200),
+    (Role.COMMUNITY_WORKER, "GET", "/emergencies/", 200),
+    (Role.DISTRICT_SUPERVISOR, "GET", "/emergencies/{emergency}/", 200),
+    (Role.DISTRICT_SUPERVISOR, "GET", "/api/v1/emergencies/", 200),
+    (Role.DATA_PARTNER, "GET", "/api/v1/emergencies/{emergency}/", 403),
+    (Role.AUDITOR, "GET", "/emergencies/", 403),
+    # Family notifications: a worker's inbox; the contact list in the back office.
+    (Role.COMMUNITY_WORKER, "GET", "/inbox/", 200),
+    (Role.VISITOR, "GET", "/inbox/", 200),
+    (Role.AUDITOR, "GET", "/inbox/", 403),
+    (Role.DATA_PARTNER, "GET", "/inbox/", 403),
+    (Role.SUBDISTRICT_STAFF, "GET", "/admin/notifications/familycontact/", 200),
+    (Role.DISTRICT_SUPERVISOR, "GET", "/admin/notifications/messagetemplate/add/", 200),
+    (Role.COMMUNITY_WORKER, "POST", "/elders/{elder}/family-contacts/", 400),
+    # Referrals: the subdistrict handles them, the community and the district follow them.
+    (Role.SUBDISTRICT_STAFF, "GET", "/referrals/{referral}/", 200),
+    (Role.SUBDISTRICT_STAFF, "POST", "/api/v1/referrals/{referral}/steps/", 400),
+    (Role.COMMUNITY_WORKER, "GET", "/referrals/", 200),
+    (Role.COMMUNITY_WORKER, "POST", "/api/v1/referrals/{referral}/steps/", 403),
+    (Role.DISTRICT_SUPERVISOR, "GET", "/referrals/", 200),
+    (Role.DISTRICT_SUPERVISOR, "GET", "/api/v1/referrals/{referral}/", 200),
+    (Role.DISTRICT_SUPERVISOR, "GET", "/admin/referrals/referralrules/add/", 200),
+    (Role.VISITOR, "GET", "/referrals/", 403),
+    (Role.DATA_PARTNER, "GET", "/api/v1/referrals/", 403),
+    (Role.AUDITOR, "GET", "/referrals/{referral}/", 403),
 ]
 
 
@@ -838,6 +975,8 @@ def test_each_role_reaches_what_it_should(
         care_action=getattr(mine.care_action, "pk", None),
         alert=mine.monitoring["alert"].pk,
         technical_alert=mine.monitoring["technical_alert"].pk,
+        emergency=mine.monitoring["emergency"].pk,
+        referral=mine.monitoring["referral"].pk,
     )
     client = Client()
     client.force_login(world.users[role])

@@ -99,6 +99,16 @@ def test_audit_log_is_not_in_the_back_office() -> None:
         "monitoring.DistrictRules",
         "monitoring.Alert",
         "monitoring.IngestBatch",
+        # Notifications (notifications/admin.py).
+        "notifications.FamilyContact",
+        "notifications.MessageTemplate",
+        "notifications.NotificationRules",
+        "notifications.WeComGroup",
+        # Referrals (referrals/admin.py).
+        "referrals.ReferralRules",
+        "referrals.Referral",
+        # Emergencies (emergencies/admin.py).
+        "emergencies.EmergencyRules",
     }
 
 

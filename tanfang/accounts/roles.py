@@ -35,6 +35,14 @@ class Capability(StrEnum):
     # The data partners' delivery reports (batches and the readings set aside): meters and
     # counts, never an elder. A partner's user sees her partner's; the others every partner's.
     VIEW_INGEST_REPORTS = "view_ingest_reports"
+    # Emergencies (issue 5): the cases of one's scope with their call list and timeline;
+    # logging calls, confirming a case is being handled, closing it.
+    VIEW_EMERGENCIES = "view_emergencies"
+    HANDLE_EMERGENCIES = "handle_emergencies"
+    # Referrals of needs to the subdistrict (docs/referrals.md): its staff handle them; the
+    # district and the city oversee them; a community worker follows her community's.
+    VIEW_REFERRALS = "view_referrals"
+    HANDLE_REFERRALS = "handle_referrals"
 
 
 _WORKERS = {
@@ -53,6 +61,8 @@ _WORKERS = {
     Capability.VIEW_RATES,
     Capability.VIEW_ALERTS,
     Capability.HANDLE_ALERTS,
+    Capability.VIEW_EMERGENCIES,
+    Capability.HANDLE_EMERGENCIES,
 }
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -64,6 +74,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.DECLARE_SURGE,
             Capability.MANAGE_MONITORING,
             Capability.VIEW_INGEST_REPORTS,
+            Capability.VIEW_REFERRALS,
         }
     ),
     Role.DISTRICT_SUPERVISOR: frozenset(
@@ -82,6 +93,10 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.VIEW_ALERTS,
             Capability.MANAGE_MONITORING,
             Capability.VIEW_INGEST_REPORTS,
+            Capability.VIEW_REFERRALS,
+            # An emergency nobody confirmed climbs to the district: she confirms and closes.
+            Capability.VIEW_EMERGENCIES,
+            Capability.HANDLE_EMERGENCIES,
         }
     ),
     # The last step of an alert's escalation; links meters and devices to the elders of the
@@ -93,9 +108,11 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.DECLARE_SURGE,
             Capability.MANAGE_MONITORING,
             Capability.VIEW_INGEST_REPORTS,
+            Capability.VIEW_REFERRALS,
+            Capability.HANDLE_REFERRALS,
         }
     ),
-    Role.COMMUNITY_WORKER: frozenset(_WORKERS),
+    Role.COMMUNITY_WORKER: frozenset(_WORKERS | {Capability.VIEW_REFERRALS}),
     # A visitor sees her assigned elders (and those of a visitor she stands in for), may reveal
     # a phone number to call them, records visits and works on the care actions she owns.
     Role.VISITOR: frozenset(
@@ -107,6 +124,8 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.MANAGE_CARE_ACTIONS,
             Capability.VIEW_ALERTS,
             Capability.HANDLE_ALERTS,
+            Capability.VIEW_EMERGENCIES,
+            Capability.HANDLE_EMERGENCIES,
         }
     ),
     # A utility or device vendor: the technical alerts of its own meters (a meter that stopped

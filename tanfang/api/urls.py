@@ -8,7 +8,9 @@ from tanfang.api import views_elders as elders
 from tanfang.api import views_other as other
 from tanfang.api import views_visits as visits
 from tanfang.api.urls_alerts import urlpatterns as alert_urls
+from tanfang.api.urls_emergencies import urlpatterns as emergency_urls
 from tanfang.api.urls_ingest import urlpatterns as ingest_urls
+from tanfang.api.urls_referrals import urlpatterns as referral_urls
 
 v1 = [
     path("elders/", elders.ElderListView.as_view(), name="elder-list"),
@@ -52,6 +54,8 @@ v1 = [
     ),
     *ingest_urls,
     *alert_urls,
+    *emergency_urls,
+    *referral_urls,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="docs"),
 ]

@@ -124,6 +124,11 @@ def care_action_move(
             details={"care_action": locked.pk, "from": before, "to": to},
         )
         _status_touch(locked.elder_id)
+        if locked.closed and before != to:
+            # The first contact is told how it ended, in this transaction (the outbox).
+            from tanfang.notifications.family import family_tell_care_result
+
+            family_tell_care_result(action=locked)
     return locked
 
 
@@ -154,11 +159,9 @@ def care_actions_escalate(*, on: dt.date | None = None) -> int:
 
 
 def _community_worker(community_id: int) -> User | None:
-    return (
-        User.objects.filter(role=Role.COMMUNITY_WORKER, area_id=community_id, is_active=True)
-        .order_by("id")
-        .first()
-    )
+    from tanfang.notifications.recipients import on_duty
+
+    return on_duty(Role.COMMUNITY_WORKER, community_id)
 
 
 def _status_touch(elder_id: int) -> None:

@@ -147,9 +147,9 @@ def visitor_of(elder: Elder, on: dt.date) -> User | None:
 
 
 def _staff_of(role: str, area_id: int | None) -> User | None:
-    if area_id is None:
-        return None
-    return User.objects.filter(role=role, area_id=area_id, is_active=True).order_by("id").first()
+    from tanfang.notifications.recipients import on_duty
+
+    return on_duty(role, area_id)
 
 
 def responsible(alert: Alert, level: str, on: dt.date) -> User | None:
@@ -239,6 +239,11 @@ def alert_raise(found: Raise, *, now: dt.datetime | None = None) -> tuple[Alert 
                 level=alert.level,
                 to_user=alert.assigned_to,
             )
+            # The first contact is told in this transaction (the outbox); not for technical
+            # alerts, elders without a first contact, or SOS/fall (the emergency case tells).
+            from tanfang.notifications.family import family_tell_alert
+
+            family_tell_alert(alert=alert, now=now)
     except IntegrityError:
         # Raised by another worker at the same moment: theirs is the alert.
         return Alert.objects.get(episode_key=found.key), False
@@ -271,7 +276,7 @@ def device_alert_raise(
         Device.objects.filter(pk=device.pk).update(last_seen_at=received_at)
         if kind not in DEVICE_ALARMS:
             return None, False
-        return alert_raise(
+        raised = alert_raise(
             Raise(
                 # In UTC: a re-delivery reads the event's time back from the database.
                 key=f"{device.device_id}:device_{kind}:{event.at.astimezone(dt.UTC).isoformat()}",
@@ -285,6 +290,12 @@ def device_alert_raise(
             ),
             now=received_at,
         )
+        # Danger to life (issue 5): an SOS or fall opens the emergency case in this same
+        # transaction, so its outbox messages leave as soon as it commits.
+        from tanfang.emergencies.triggers import after_device_alarm
+
+        after_device_alarm(raised[0], kind=kind, created=raised[1], now=received_at)
+        return raised
 
 
 def _event(alert: Alert, action: str, *, at: dt.datetime, by: Any = None, note: str = "") -> None:
@@ -365,6 +376,18 @@ def alert_close(
         alert.save()
         _event(alert, AlertAction.CLOSED, at=now, by=actor, note=note)
         _audit(alert, actor, "close", request, outcome=outcome)
+        if alert.elder is not None and outcome == AlertOutcome.NEEDED_HELP:
+            # Referral-route elders' needs go to the subdistrict (docs/referrals.md).
+            from tanfang.referrals.routing import needs_route
+            from tanfang.referrals.rules import ALERT_HELP
+
+            needs_route(
+                actor=actor,
+                elder=alert.elder,
+                needs=[(ALERT_HELP, note[:300])],
+                source="alert",
+                alert=alert,
+            )
         if alert.elder is not None and outcome in (
             AlertOutcome.HOSPITALISED,
             AlertOutcome.FOUND_DECEASED,
@@ -433,6 +456,10 @@ def alerts_escalate(*, now: dt.datetime | None = None) -> int:
                 at=now,
                 note=_("Not acknowledged in time"),
             )
+            # A critical person alert nobody answered at the community: an emergency.
+            from tanfang.emergencies.triggers import after_alert_escalated
+
+            after_alert_escalated(alert, now=now)
             count += 1
     return count
 

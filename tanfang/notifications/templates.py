@@ -7,6 +7,7 @@ missing one is an error at the call site, never a half-filled message.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 
 from django.db.models import Q
@@ -37,7 +38,80 @@ DEFAULTS: dict[str, Template] = {
         _("[Tanfang] EMERGENCY {what}: {elder}, {community}, {time}. Open the case: {link}"),
         "SMS_TF_EMERGENCY_STAFF",
     ),
+    # Family notifications (family.py): the elder by surname only, nothing else about her.
+    "need_found": Template(
+        _(
+            "[Tanfang] At a visit on {date}, {elder} said they need: {needs}. The community "
+            "will help arrange it. Reply: {link}"
+        ),
+        "SMS_TF_NEED_FOUND",
+    ),
+    "hazard_found": Template(
+        _(
+            "[Tanfang] A home safety check of {elder} on {date} found a hazard: {hazards}. "
+            "Please help have it fixed soon. Reply: {link}"
+        ),
+        "SMS_TF_HAZARD_FOUND",
+    ),
+    "care_result": Template(
+        _("[Tanfang] Follow-up for {elder} ({date}): {what}: {outcome}."),
+        "SMS_TF_CARE_RESULT",
+    ),
+    "alert_raised": Template(
+        _(
+            "[Tanfang] {level}: the home sensors of {elder} showed {what} at {time}. The "
+            "community has been told and is checking."
+        ),
+        "SMS_TF_ALERT_RAISED",
+    ),
+    "alert_urgent": Template(
+        _(
+            "[Tanfang] {level}: the home sensors of {elder} showed {what} at {time}. The "
+            "community is checking; please contact your family member now. Confirm: {link}"
+        ),
+        "SMS_TF_ALERT_URGENT",
+    ),
+    "unconfirmed_escalation": Template(
+        _(
+            "[Tanfang] Not confirmed: the urgent message about {elder} ({community}, {what}) "
+            "sent to the family at {time} was not confirmed within {minutes} minutes. Please "
+            "call the family and follow up: {link}"
+        ),
+        "SMS_TF_UNCONFIRMED",
+    ),
+    # Referrals (referrals/services.py): to the staff's inbox only.
+    "referral_received": Template(
+        _("[Tanfang] New referral: {elder} ({community}) needs {need}. Accept by {due}: {url}"),
+        "SMS_TF_REFERRAL_RECEIVED",
+    ),
+    "referral_overdue": Template(
+        _(
+            "[Tanfang] Overdue referral: {elder} ({community}) needs {need}; the step was due "
+            "{due}. {url}"
+        ),
+        "SMS_TF_REFERRAL_OVERDUE",
+    ),
 }
+
+# The placeholders each built-in template uses (the back office checks overrides with it).
+PLACEHOLDERS: dict[str, frozenset[str]] = {}
+
+
+def placeholders(text: str) -> frozenset[str]:
+    """The ``{names}`` a text uses (``{{`` escapes excluded)."""
+    return frozenset(
+        name.split(".")[0].split("[")[0]
+        for _lit, name, _spec, _conv in string.Formatter().parse(text)
+        if name
+    )
+
+
+def known_placeholders(code: str) -> frozenset[str]:
+    """The names a template of ``code`` may use: those of its built-in default."""
+    if code not in PLACEHOLDERS and code in DEFAULTS:
+        with translation.override("en"):
+            PLACEHOLDERS[code] = placeholders(str(DEFAULTS[code].text))
+    return PLACEHOLDERS.get(code, frozenset())
 
 
 class TemplateError(ValueError):
@@ -58,10 +132,9 @@ def render(code: str, params: dict[str, object], *, district_id: int | None) -> 
     """The text (in Chinese) and the SMS template code of ``code`` for the district."""
     row = _override(code, district_id)
     if row is not None:
-        text, sms = (
-            row.text,
-            row.sms_template_code or DEFAULTS.get(code, Template(_(""), "")).sms_template_code,
-        )
+        default = DEFAULTS.get(code)
+        text = row.text
+        sms = row.sms_template_code or (default.sms_template_code if default else "")
     elif code in DEFAULTS:
         with translation.override("zh-hans"):
             text = str(DEFAULTS[code].text)

@@ -298,7 +298,26 @@ def _consequences(*, actor: Any, visit: Visit, elder: Elder, corrected: bool = F
             source="visit",
         )
     if visit.consent:
-        care_actions_from_visit(actor=actor, visit=visit)
+        opened = care_actions_from_visit(actor=actor, visit=visit)
+        # Referral-route elders' needs go to the subdistrict (docs/referrals.md).
+        from tanfang.referrals.routing import needs_route, visit_needs
+
+        needs_route(
+            actor=actor,
+            elder=elder,
+            needs=visit_needs(visit.sections),
+            source="visit",
+            visit=visit,
+            care_actions=opened,
+        )
+    # The first contact is told the hazards and (family-route elders) the needs found.
+    from tanfang.notifications.family import family_tell_visit
+
+    family_tell_visit(visit=visit)
+    # Danger to life, whatever the consent: "emergency rescue" opens an emergency case.
+    from tanfang.emergencies.triggers import after_visit
+
+    after_visit(actor=actor, visit=visit)
     status_refresh(elder_ids=[elder.pk])
     audit_record(
         actor=actor,

@@ -8,4 +8,7 @@ urlpatterns = [
     path("", include("tanfang.web.urls_visits")),
     path("", include("tanfang.web.urls_supervision")),
     path("", include("tanfang.web.urls_monitoring")),
+    path("", include("tanfang.web.urls_referrals")),
+    path("", include("tanfang.web.urls_emergencies")),
+    path("", include("tanfang.web.urls_notifications")),
 ]

@@ -32,6 +32,9 @@ from tanfang.notifications.sinks import (
 )
 
 WEBHOOK_PATH = "/cgi-bin/webhook/send"
+# The robot key of the demo city's WeCom group (tanfang/demo/accounts.py): published, like
+# the SMS sink's demo access key.
+DEMO_WECOM_KEY = "tanfang-demo-wecom"
 ERRMSG = {
     0: "ok",
     93000: "invalid webhook url",

@@ -18,9 +18,11 @@ def _nav_items() -> list[tuple[str, str, Capability, str]]:
     """(id, url name, capability, label) of each link, in the order the header shows them."""
     return [
         ("nav-worklist", "worklist", Capability.RECORD_VISITS, _("Worklist")),
+        ("nav-emergencies", "emergency-list", Capability.VIEW_EMERGENCIES, _("Emergencies")),
         ("nav-alerts", "alert-list", Capability.VIEW_ALERTS, _("Alerts")),
         ("nav-batches", "ingest-batch-list", Capability.VIEW_INGEST_REPORTS, _("Deliveries")),
         ("nav-care", "care-list", Capability.MANAGE_CARE_ACTIONS, _("Care actions")),
+        ("nav-referrals", "referral-list", Capability.VIEW_REFERRALS, _("Referrals")),
         ("nav-elders", "elder-list", Capability.VIEW_ELDERS, _("Elders")),
         ("nav-rates", "rates", Capability.VIEW_RATES, _("Visit rates")),
         ("nav-supervision", "supervision", Capability.VIEW_RATES, _("Overdue")),

@@ -52,6 +52,7 @@ def render_elder(
     override_form: CategoryOverrideForm | None = None,
     contact_form: FirstContactForm | None = None,
     absence_form: Any = None,
+    family_form: Any = None,
     status: int = 200,
 ) -> HttpResponse:
     audit_record(actor=request.user, action=AuditAction.VIEW_RECORD, elder=elder, request=request)
@@ -84,6 +85,18 @@ def render_elder(
     context.update(elder_visit_context(request, elder))
     # Monitoring (issue 4): meters, devices, absences, recent alerts.
     context.update(elder_monitoring_context(request, elder, absence_form=absence_form))
+    # Referrals (issue 5): the elder's needs referred to her subdistrict.
+    from tanfang.web.views.referrals import elder_referral_context
+
+    context.update(elder_referral_context(request, elder))
+    # Emergencies (issue 5): her open case and "report an emergency".
+    from tanfang.web.views.emergencies import elder_emergency_context
+
+    context.update(elder_emergency_context(request, elder))
+    # Family notifications (issue 5): the contact list and who was told what.
+    from tanfang.web.views.notifications import elder_notification_context
+
+    context.update(elder_notification_context(request, elder, family_form=family_form))
     return render(request, "web/elder_detail.html", context, status=status)
 
 

@@ -213,6 +213,7 @@ def supervision(request: HttpRequest) -> HttpResponse:
         audit_list(request, area, "supervision-overdue", [s.elder_id for s in statuses])
     context["list_limit"] = LIST_LIMIT
     context["alert_outcomes"] = _alert_outcomes(user, area)
+    context.update(_response_sections(user, area, [c.area for c in children]))
     return render(request, "supervision/supervision.html", context)
 
 
@@ -242,3 +243,51 @@ def _alert_outcomes(user: Any, area: Any) -> dict[str, Any] | None:
             for row in rows
         ],
     }
+
+
+RESPONSE_DAYS = 30
+
+
+def _response_sections(user: Any, area: Area, children: list[Area]) -> dict[str, Any]:
+    """Emergencies, referrals and family notifications of the last 30 days per child area
+    of the area shown (突发事件处置不及时: evidence of late handling, docs/supervision.md).
+    Counts only, no personal data; a section is left out (None) for a user without its
+    capability. Constant queries whatever the number of areas (five, the child areas
+    being those already read for the overdue table)."""
+    from tanfang.emergencies.models import CaseOutcome
+    from tanfang.emergencies.stats import emergency_stats
+    from tanfang.notifications.stats import family_stats
+    from tanfang.referrals.stats import referral_stats
+
+    until = timezone.now()
+    since = until - dt.timedelta(days=RESPONSE_DAYS)
+    window = {"user": user, "area": area, "since": since, "until": until, "children": children}
+    sections: dict[str, Any] = {
+        "response_days": RESPONSE_DAYS,
+        "emergency_stats": None,
+        "referral_stats": None,
+        "family_stats": None,
+    }
+    if can(user, Capability.VIEW_EMERGENCIES):
+        emergency_list = reverse("emergency-list")
+        sections["emergency_stats"] = {
+            "outcomes": CaseOutcome.choices,
+            "rows": [
+                {
+                    "row": row,
+                    "counts": [
+                        (label, row.outcomes.get(value, 0)) for value, label in CaseOutcome.choices
+                    ],
+                    "late_url": f"{emergency_list}?area={row.area_id}&late=1",
+                }
+                for row in emergency_stats(**window)
+            ],
+        }
+    if can(user, Capability.VIEW_REFERRALS):
+        referral_list = reverse("referral-list")
+        sections["referral_stats"] = [
+            {"row": row, "overdue_url": f"{referral_list}?area={row.area_id}&overdue=1"}
+            for row in referral_stats(**window)
+        ]
+    sections["family_stats"] = family_stats(**window)
+    return sections

@@ -47,6 +47,10 @@ def worklist_page(request: HttpRequest) -> HttpResponse:
     # Monitoring (issue 4): the open alerts of her elders, at the top of the page.
     alert_section = worklist_alerts(request)
     alert_elders = sorted({r["alert"].elder_id for r in (alert_section or {}).get("rows", [])})
+    # Emergencies (issue 5): her open cases, above everything else.
+    from tanfang.web.views.emergencies import worklist_emergencies
+
+    emergency_section = worklist_emergencies(request)
     audit_record(
         actor=request.user,
         action=AuditAction.VIEW_LIST,
@@ -70,6 +74,7 @@ def worklist_page(request: HttpRequest) -> HttpResponse:
             ],
             "total": len(rows),
             "alert_section": alert_section,
+            "emergency_section": emergency_section,
         },
     )
 
