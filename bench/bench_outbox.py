@@ -27,7 +27,7 @@ Times are printed, never asserted. The machine is shared: read the load beside t
 Usage::
 
     .venv/bin/python bench/bench_outbox.py [--count 100000] [--database postgres|sqlite]
-        [--in-flight 4] [--rate 0] [--redis] [--kill-at 0.5] [--keep]
+        [--in-flight 4] [--rate 0] [--redis] [--kill-at 0.5] [--via outbox|worker] [--keep]
 """
 
 from __future__ import annotations
@@ -239,6 +239,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=0, help="SMS requests/s (0: no limit)")
     parser.add_argument("--redis", action="store_true", help="share the rate through Redis")
     parser.add_argument("--kill-at", type=float, default=0.5)
+    parser.add_argument(
+        "--via",
+        choices=["outbox", "worker"],
+        default="outbox",
+        help="run the workers as `tanfang outbox` or as `tanfang worker --only outbox`",
+    )
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tanfang-bench-outbox-"))
@@ -300,10 +306,19 @@ def run(args: argparse.Namespace, folder: Path, database_url: str) -> None:
     logs = []
 
     def worker(name: str) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "tanfang.cli", "outbox", "--worker", name]
-        cmd += ["--seconds", "900", "--lease", "10"]
-        if args.in_flight:
-            cmd += ["--in-flight", str(args.in_flight)]
+        if args.via == "worker":
+            # The whole worker, outbox only: a restarted one has a new identity, so what the
+            # killed one held is taken over when its lease (10 s here) runs out.
+            cmd = [sys.executable, "-m", "tanfang.cli", "worker", "--only", "outbox"]
+            cmd += ["--name", name]
+            env["TANFANG_OUTBOX_LEASE_SECONDS"] = "10"
+            if args.in_flight:
+                env["TANFANG_OUTBOX_IN_FLIGHT"] = str(args.in_flight)
+        else:
+            cmd = [sys.executable, "-m", "tanfang.cli", "outbox", "--worker", name]
+            cmd += ["--seconds", "900", "--lease", "10"]
+            if args.in_flight:
+                cmd += ["--in-flight", str(args.in_flight)]
         log = (folder / f"{name}.log").open("ab")
         logs.append(log)
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -362,7 +377,8 @@ def run(args: argparse.Namespace, folder: Path, database_url: str) -> None:
         MessageAttempt.objects.values_list("outcome").annotate(n=Count("id")).order_by()
     )
     print(
-        f"outbox: 2 workers (in flight per worker: {args.in_flight or 'default'}, SMS rate "
+        f"outbox: 2 workers as `tanfang {args.via}` (in flight per worker: "
+        f"{args.in_flight or 'default'}, SMS rate "
         f"{args.rate or 'unlimited'}{' shared in Redis' if args.redis else ''}); worker 1 "
         f"SIGKILLed at {killed_after:.1f} s with {seen_at_kill:,} messages at the sink, "
         f"restarted at once; exit codes after SIGTERM {codes}"

@@ -206,3 +206,9 @@ SMTP_FROM = env_str("TANFANG_SMTP_FROM", "tanfang@localhost") or ""
 REDIS_URL = env_str("TANFANG_REDIS_URL", "") or ""
 # The prefix of every Redis key the workers use (several sites may share one Redis).
 WORKER_KEY_PREFIX = env_str("TANFANG_WORKER_KEY_PREFIX", "tanfang:") or "tanfang:"
+# The outbox (docs/notifications.md, "Outbox"): how long a worker holds a claimed batch before
+# another may take it over as in doubt; batches in flight per worker (0: 4 on PostgreSQL, 1 on
+# SQLite); non-urgent messages to one address per hour.
+OUTBOX_LEASE_SECONDS = env_int("TANFANG_OUTBOX_LEASE_SECONDS", 30, minimum=5)
+OUTBOX_IN_FLIGHT = env_int("TANFANG_OUTBOX_IN_FLIGHT", 0, minimum=0)
+OUTBOX_RECIPIENT_PER_HOUR = env_int("TANFANG_OUTBOX_RECIPIENT_PER_HOUR", 10, minimum=1)

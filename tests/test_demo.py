@@ -263,7 +263,17 @@ def test_serve_collects_static_files_then_runs_gunicorn(monkeypatch: pytest.Monk
     monkeypatch.setattr(serving.os, "execv", fake_exec)
     out = StringIO()
     with pytest.raises(_Exec):
-        call_command("serve", "--host", "0.0.0.0", "--port", "8123", "--workers", "3", stdout=out)
+        call_command(
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8123",
+            "--workers",
+            "3",
+            "--no-worker",
+            stdout=out,
+        )
 
     assert calls[0] == "collectstatic"
     argv = calls[1]

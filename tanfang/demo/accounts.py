@@ -109,10 +109,74 @@ def demo_accounts_create(*, seed: int, today: dt.date) -> list[DemoAccount]:
         users[username] = user
     _assign(users["visitor"], users["community"], community, 15, today)
     _assign(users["volunteer"], users["village"], village, 8, today)
+    _neighbours(users["visitor"], rng)
+    demo_messaging_data()
     return [
         DemoAccount(username, DEMO_PASSWORD, role, area.code, area.name)
         for username, role, area in plan
     ]
+
+
+def _neighbours(visitor: User, rng: random.Random) -> None:
+    """A neighbour on the contact list of each of the visitor's elders, after the first
+    contact (emergencies call and tell the whole list: docs/emergencies.md)."""
+    from tanfang.core import crypto
+    from tanfang.notifications.models import FamilyContact
+    from tanfang.registry.identity import mask_phone
+
+    elders = VisitorAssignment.objects.filter(visitor=visitor).values_list("elder_id", flat=True)
+    if FamilyContact.objects.filter(elder_id__in=elders).exists():
+        return
+    rows = []
+    for elder_id in sorted(elders):
+        phone = f"1370000{rng.randrange(10_000):04d}"  # in the demo's block (shapes.py)
+        rows.append(
+            FamilyContact(
+                elder_id=elder_id,
+                name=names.surname(rng) + names.child_given_name(rng, "female"),
+                relation="邻居",
+                phone_cipher=crypto.encrypt(phone),
+                phone_masked=mask_phone(phone),
+                created_by=visitor,
+            )
+        )
+    FamilyContact.objects.bulk_create(rows)
+
+
+DEMO_USER_PHONES = {"visitor": "13900000101", "community": "13900000102"}  # demo block
+EMAIL_CONTACTS = 5
+
+
+def demo_messaging_data() -> None:
+    """What the notification flows need, idempotently: a synthetic phone for ``visitor`` and
+    ``community``, a WeCom group for their community (its key is the one the demo's WeCom
+    sink is started with) and e-mail addresses (``@example.cn``) on a few of the visitor's
+    elders' family contacts."""
+    from tanfang.core import crypto
+    from tanfang.notifications.models import FamilyContact, WeComGroup
+    from tanfang.notifications.recipients import mask_email
+    from tanfang.notifications.sinks.wecom_server import DEMO_WECOM_KEY
+
+    for username, phone in DEMO_USER_PHONES.items():
+        User.objects.filter(username=username, phone="").update(phone=phone)
+    community = User.objects.filter(username="community").select_related("area").first()
+    area = community.area if community is not None else None
+    if area is not None and not WeComGroup.objects.filter(area=area).exists():
+        WeComGroup.objects.create(
+            area=area, name=f"{area.name}工作群"[:80], key_cipher=crypto.encrypt(DEMO_WECOM_KEY)
+        )
+    visitor = User.objects.filter(username="visitor").first()
+    if visitor is None:
+        return
+    elders = VisitorAssignment.objects.filter(visitor=visitor).values_list("elder_id", flat=True)
+    contacts = FamilyContact.objects.filter(elder_id__in=elders)
+    if contacts.exclude(email_cipher="").exists():
+        return
+    for contact in contacts.order_by("elder_id", "id")[:EMAIL_CONTACTS]:
+        address = f"family{contact.elder_id}@example.cn"  # synthetic
+        contact.email_cipher = crypto.encrypt(address)
+        contact.email_masked = mask_email(address)
+        contact.save(update_fields=["email_cipher", "email_masked"])
 
 
 def _assign(visitor: User, by: User, community: Area, count: int, today: dt.date) -> None:

@@ -51,11 +51,17 @@ def collect_static() -> None:
     call_command("collectstatic", interactive=False, verbosity=0)
 
 
-def serve(*, host: str, port: int, workers: int) -> NoReturn:
-    """Replace this process with gunicorn serving ``tanfang.wsgi`` (static files included:
-    WhiteNoise serves what ``collectstatic`` gathered)."""
+def serve(*, host: str, port: int, workers: int, worker: bool = True) -> NoReturn:
+    """Serve ``tanfang.wsgi`` with gunicorn (static files included: WhiteNoise serves what
+    ``collectstatic`` gathered). With ``worker`` (the default) gunicorn runs as a child and
+    this process runs the background jobs in threads (``tanfang.workers``, docs/workers.md);
+    without, this process becomes gunicorn."""
     os.environ["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
     sys.stdout.flush()
     sys.stderr.flush()
     argv = gunicorn_argv(host=host, port=port, workers=workers)
+    if worker:
+        from tanfang.workers.runner import serve_beside
+
+        sys.exit(serve_beside(argv))
     os.execv(argv[0], argv)

@@ -7,15 +7,18 @@ parameters, prints the address and the demo accounts, and serves the application
 
 from __future__ import annotations
 
+import os
 import time
 import unicodedata
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from tanfang.demo import serving
-from tanfang.demo.accounts import DemoAccount
+from tanfang.demo.accounts import DemoAccount, demo_messaging_data
 from tanfang.demo.management.commands.serve import add_serve_arguments, check_serve_arguments
 from tanfang.demo.monitoring import DEMO_TOKENS
 from tanfang.demo.services import (
@@ -26,6 +29,7 @@ from tanfang.demo.services import (
     demo_reset_database,
     demo_status,
 )
+from tanfang.demo.sinks import demo_sinks_start
 
 MAX_ELDERS = 5_000_000
 
@@ -63,6 +67,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-serve", action="store_true", help="build, print the accounts, and stop"
         )
+        parser.add_argument(
+            "--no-sinks",
+            action="store_true",
+            help="do not start the local SMS, WeCom and SMTP sinks for unconfigured channels",
+        )
         add_serve_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -72,6 +81,10 @@ class Command(BaseCommand):
         if seed < 0:
             raise CommandError("--seed must not be negative")
         check_serve_arguments(options)
+        if not options["no_serve"] and "TANFANG_PUBLIC_URL" not in os.environ:
+            # Links in messages (confirmations) lead to this server, whatever its port.
+            public = serving.site_url(options["host"], options["port"]).rstrip("/")
+            settings.TANFANG_PUBLIC_URL = os.environ["TANFANG_PUBLIC_URL"] = public
         started = time.monotonic()
         call_command("migrate", interactive=False, verbosity=0)
         migrated = time.monotonic() - started
@@ -120,12 +133,30 @@ class Command(BaseCommand):
                 f"The demo city ({elders:,} elders, seed {seed}) is already built; "
                 "--reset rebuilds it."
             )
+            with transaction.atomic():
+                demo_messaging_data()  # for cities built before the demo had it
             accounts = demo_accounts()
         self._print_accounts(accounts, options["host"], options["port"])
         if options["no_serve"]:
             return
         serving.collect_static()
-        serving.serve(host=options["host"], port=options["port"], workers=options["workers"])
+        sinks = None
+        if not options["no_sinks"] and not options["no_worker"]:
+            # The worker that sends runs in this process (tanfang serve): so do the sinks.
+            sinks = demo_sinks_start()
+            for line in sinks.lines:
+                self.stdout.write(line)
+            self.stdout.flush()
+        try:
+            serving.serve(
+                host=options["host"],
+                port=options["port"],
+                workers=options["workers"],
+                worker=not options["no_worker"],
+            )
+        finally:
+            if sinks is not None:
+                sinks.stop()
 
     def _progress(self, total: int) -> Any:
         step = max(total // 10, 50_000)

@@ -1,4 +1,5 @@
-"""``tanfang serve``: collect the static files, then run the web application with gunicorn."""
+"""``tanfang serve``: collect the static files, then run the web application with gunicorn
+(and, unless ``--no-worker``, the background jobs of ``tanfang worker`` beside it)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ def add_serve_arguments(parser: CommandParser) -> None:
         type=int,
         default=serving.DEFAULT_WORKERS,
         help=f"gunicorn worker processes (each with {serving.THREADS} threads)",
+    )
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not run the background jobs in this process (run `tanfang worker` instead)",
     )
 
 
@@ -39,4 +45,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Tanfang is at {serving.site_url(options['host'], options['port'])} (Ctrl+C stops it)"
         )
-        serving.serve(host=options["host"], port=options["port"], workers=options["workers"])
+        serving.serve(
+            host=options["host"],
+            port=options["port"],
+            workers=options["workers"],
+            worker=not options["no_worker"],
+        )
