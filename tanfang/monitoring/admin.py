@@ -32,7 +32,8 @@ from tanfang.accounts.models import Role
 from tanfang.accounts.roles import Capability, can
 from tanfang.accounts.scope import elders_visible_to
 from tanfang.admin_site import admin_site
-from tanfang.areas.models import Area, AreaLevel
+from tanfang.areas.models import AreaLevel
+from tanfang.core.district_admin import DistrictRowAdmin
 from tanfang.monitoring.detection.config import RuleBookError
 from tanfang.monitoring.installations import installation_save
 from tanfang.monitoring.models import (
@@ -315,11 +316,12 @@ class DistrictRulesForm(forms.ModelForm):
 
 
 @admin.register(DistrictRules, site=admin_site)
-class DistrictRulesAdmin(admin.ModelAdmin):
+class DistrictRulesAdmin(DistrictRowAdmin):
     """The city administrator edits every row, a district supervisor her district's; other
     back-office users read the city's row and their district's."""
 
     form = DistrictRulesForm
+    edit_capability = Capability.MANAGE_MONITORING
     list_display = (
         "__str__",
         "escalate_visitor_minutes",
@@ -328,48 +330,6 @@ class DistrictRulesAdmin(admin.ModelAdmin):
         "updated_at",
     )
     list_select_related = ("area",)
-
-    def _editable(self, request: HttpRequest) -> QuerySet[Area]:
-        user: Any = request.user
-        if not _manages(request) or user.role not in (Role.CITY_ADMIN, Role.DISTRICT_SUPERVISOR):
-            return Area.objects.none()
-        return Area.objects.visible_to(user).filter(level=AreaLevel.DISTRICT)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[DistrictRules]:
-        user: Any = request.user
-        if not can(user, Capability.BACK_OFFICE):
-            return DistrictRules.objects.none()
-        if user.role == Role.CITY_ADMIN:
-            # Every district of her city (a deployment may hold more than one city).
-            return DistrictRules.objects.filter(
-                Q(area__isnull=True) | Q(area__in=Area.objects.visible_to(user))
-            )
-        return DistrictRules.objects.filter(Q(area__isnull=True) | Q(area_id=user.area.district_id))
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return can(request.user, Capability.BACK_OFFICE)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can(request.user, Capability.BACK_OFFICE)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return self._editable(request).exists()
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is None:
-            return self._editable(request).exists()
-        if obj.area_id is None:
-            return _city(request)
-        return self._editable(request).filter(pk=obj.area_id).exists()
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def formfield_for_foreignkey(self, db_field: Any, request: Any, **kwargs: Any) -> Any:
-        if db_field.name == "area":
-            kwargs["queryset"] = self._editable(request)
-            kwargs["required"] = not _city(request)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: DistrictRules, form: Any, change: bool) -> None:
         obj.updated_by = request.user if getattr(request.user, "pk", None) else None  # type: ignore[assignment]

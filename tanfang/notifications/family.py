@@ -119,31 +119,11 @@ def family_tell_needs(
     not the emergency-rescue need, which opens an emergency case)."""
     from tanfang.visits.record_form import NEEDS
 
-    cause = ("visit", visit.pk)
     wanted = [n for n in needs if n not in EMERGENCY_NEEDS]
     if not wanted or is_referral_route(elder):
         return []
-    recipients = _first_contact(elder)
-    if not recipients:
-        return []
-    new = [n for n in wanted if n not in _already_told(Topic.NEED, cause)]
-    if not new:
-        return []
-    return notify(
-        key=f"need:visit:{visit.pk}:r{visit.revision}",
-        topic=Topic.NEED,
-        template="need_found",
-        params={
-            "elder": elder_label(elder),
-            "needs": _labels(new, NEEDS),
-            "date": local_date(visit.local_date),
-            "subjects": new,
-        },
-        recipients=recipients,
-        elder=elder,
-        confirm=True,
-        cause=cause,
-        now=now,
+    return _tell_visit_subjects(
+        visit=visit, elder=elder, topic=Topic.NEED, subjects=wanted, labels=NEEDS, now=now
     )
 
 
@@ -151,24 +131,45 @@ def family_tell_hazards(*, visit: Any, now: dt.datetime | None = None) -> list[T
     """Tell the first contact the hazards a visit found (every route; new ones only)."""
     from tanfang.visits.record_form import SAFETY_ITEMS, hazards
 
-    elder = visit.elder
-    cause = ("visit", visit.pk)
     found = hazards(visit.sections or {})
     if not found:
         return []
+    return _tell_visit_subjects(
+        visit=visit,
+        elder=visit.elder,
+        topic=Topic.HAZARD,
+        subjects=found,
+        labels=SAFETY_ITEMS,
+        now=now,
+    )
+
+
+def _tell_visit_subjects(
+    *,
+    visit: Any,
+    elder: Any,
+    topic: str,
+    subjects: Sequence[str],
+    labels: Any,
+    now: dt.datetime | None,
+) -> list[Told]:
+    """Tell the first contact the subjects (needs or hazards) of a visit not yet told; a
+    correction tells only what it added. Template ``need_found`` or ``hazard_found``."""
+    cause = ("visit", visit.pk)
     recipients = _first_contact(elder)
     if not recipients:
         return []
-    new = [h for h in found if h not in _already_told(Topic.HAZARD, cause)]
+    new = [x for x in subjects if x not in _already_told(topic, cause)]
     if not new:
         return []
+    plural = "needs" if topic == Topic.NEED else "hazards"
     return notify(
-        key=f"hazard:visit:{visit.pk}:r{visit.revision}",
-        topic=Topic.HAZARD,
-        template="hazard_found",
+        key=f"{topic}:visit:{visit.pk}:r{visit.revision}",
+        topic=topic,
+        template=f"{topic}_found",
         params={
             "elder": elder_label(elder),
-            "hazards": _labels(new, SAFETY_ITEMS),
+            plural: _labels(new, labels),
             "date": local_date(visit.local_date),
             "subjects": new,
         },

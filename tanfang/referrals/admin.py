@@ -14,22 +14,17 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from tanfang.accounts.models import Role
 from tanfang.accounts.roles import Capability, can
 from tanfang.admin_site import admin_site
-from tanfang.areas.models import Area, AreaLevel
+from tanfang.areas.models import AreaLevel
+from tanfang.core.district_admin import DistrictRowAdmin
 from tanfang.referrals.models import Referral, ReferralEvent, ReferralRules
 from tanfang.referrals.selectors import referrals_visible_to
 from tanfang.registry.classification import CATEGORIES
-
-
-def _city(request: HttpRequest) -> bool:
-    user: Any = request.user
-    return can(user, Capability.BACK_OFFICE) and user.role == Role.CITY_ADMIN
 
 
 class ReferralRulesForm(forms.ModelForm):
@@ -78,54 +73,10 @@ class ReferralRulesForm(forms.ModelForm):
 
 
 @admin.register(ReferralRules, site=admin_site)
-class ReferralRulesAdmin(admin.ModelAdmin):
+class ReferralRulesAdmin(DistrictRowAdmin):
     form = ReferralRulesForm
     list_display = ("__str__", "accept_hours", "match_days", "done_days", "updated_at")
     list_select_related = ("area",)
-
-    def _editable(self, request: HttpRequest) -> QuerySet[Area]:
-        user: Any = request.user
-        if not can(user, Capability.BACK_OFFICE) or user.role not in (
-            Role.CITY_ADMIN,
-            Role.DISTRICT_SUPERVISOR,
-        ):
-            return Area.objects.none()
-        return Area.objects.visible_to(user).filter(level=AreaLevel.DISTRICT)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ReferralRules]:
-        user: Any = request.user
-        if not can(user, Capability.BACK_OFFICE):
-            return ReferralRules.objects.none()
-        if user.role == Role.CITY_ADMIN:
-            return ReferralRules.objects.filter(
-                Q(area__isnull=True) | Q(area__in=Area.objects.visible_to(user))
-            )
-        return ReferralRules.objects.filter(Q(area__isnull=True) | Q(area_id=user.area.district_id))
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return can(request.user, Capability.BACK_OFFICE)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can(request.user, Capability.BACK_OFFICE)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return self._editable(request).exists()
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is None:
-            return self._editable(request).exists()
-        if obj.area_id is None:
-            return _city(request)
-        return self._editable(request).filter(pk=obj.area_id).exists()
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def formfield_for_foreignkey(self, db_field: Any, request: Any, **kwargs: Any) -> Any:
-        if db_field.name == "area":
-            kwargs["queryset"] = self._editable(request)
-            kwargs["required"] = not _city(request)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class ReferralEventInline(admin.TabularInline):
