@@ -34,6 +34,7 @@ from tanfang.notifications.models import (
 )
 from tanfang.notifications.outbox import URGENT, outbox_run
 from tanfang.notifications.outbox_claim import claim
+from tanfang.notifications.receipts import sms_receipts_check
 from tanfang.notifications.services import Address, Recipient, notify
 from tanfang.notifications.sinks.sms_server import DEMO_ACCESS_KEY_ID, DEMO_SECRET, SmsSink
 from tanfang.notifications.sinks.smtp_server import SmtpSink
@@ -509,3 +510,67 @@ def test_redis_recipient_guard_counts_across_workers(settings: Any) -> None:
     finally:
         for name in client.scan_iter(f"{settings.OUTBOX_REDIS_PREFIX}:*"):
             client.delete(name)
+
+
+# --------------------------------------------------------------------------- delivery reports
+# (``notifications.receipts``): a sent SMS becomes delivered, or failed with the carrier's
+# code and then falls back; nothing is asked about before it settled or after 48 hours.
+
+
+def _sent(n: int) -> None:
+    once()
+    assert Message.objects.filter(channel="sms", state=MessageState.SENT).count() == n
+
+
+@pytest.mark.django_db
+def test_a_delivered_report_marks_the_message_delivered(sms: SmsSink) -> None:
+    tell(1)
+    tell(2)
+    _sent(2)
+    assert sms_receipts_check() == 0  # the provider lists a message only after it settled
+    later = timezone.now() + dt.timedelta(minutes=1)
+    assert sms_receipts_check(now=later) == 2
+    assert set(Message.objects.values_list("state", flat=True)) == {MessageState.DELIVERED}
+    assert all(m.delivered_at == later for m in Message.objects.all())
+    assert sms_receipts_check(now=later + dt.timedelta(minutes=10)) == 0  # nothing left
+
+
+@pytest.mark.django_db
+def test_an_undelivered_sms_fails_and_falls_back(sms: SmsSink, smtp: SmtpSink) -> None:
+    notification = tell(1, channels=("sms", "email"))
+    tell(2)
+    _sent(2)
+    sms.undeliverable.add(phone(1))
+    later = timezone.now() + dt.timedelta(minutes=1)
+    assert sms_receipts_check(now=later) == 2
+    failed = Message.objects.get(notification=notification, channel="sms")
+    assert failed.state == MessageState.FAILED
+    assert failed.last_error == "carrier: MOBILE_NOT_ON_SERVICE"
+    assert list(failed.tries.values_list("outcome", flat=True)) == ["sent", "undelivered"]
+    email = Message.objects.get(notification=notification, channel="email")
+    assert email.state == MessageState.PENDING and email.channel_index == 1
+    once(later=61)
+    email.refresh_from_db()
+    assert email.state == MessageState.SENT
+    assert [m["to"] for m in smtp.messages()] == ["family1@example.cn"]
+    other = Message.objects.exclude(notification=notification).get()
+    assert other.state == MessageState.DELIVERED
+    assert sms_receipts_check(now=later + dt.timedelta(minutes=10)) == 0
+    assert MessageAttempt.objects.filter(outcome="undelivered").count() == 1
+
+
+@pytest.mark.django_db
+def test_old_messages_are_not_asked_about(sms: SmsSink) -> None:
+    tell(1)
+    _sent(1)
+    assert sms_receipts_check(now=timezone.now() + dt.timedelta(hours=49)) == 0
+    assert Message.objects.get().state == MessageState.SENT
+
+
+@pytest.mark.django_db
+def test_without_sms_configured_nothing_is_asked(settings: Any) -> None:
+    from tanfang.notifications.channels.registry import channels_reset
+
+    settings.SMS_ENDPOINT = ""
+    channels_reset()
+    assert sms_receipts_check() == 0

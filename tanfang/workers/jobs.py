@@ -248,6 +248,14 @@ for _job in (
         description="pass unconfirmed urgent messages on to staff",
     ),
     Job(
+        "sms-receipts",
+        _Call("tanfang.notifications.receipts:sms_receipts_check", result=_counted("reported")),
+        _every(60),
+        lease=dt.timedelta(minutes=2),
+        requires="tanfang.notifications.receipts:sms_receipts_check",
+        description="read the carriers' delivery reports of sent SMS; fall back when one failed",
+    ),
+    Job(
         "referrals-escalate",
         _Call("tanfang.referrals.services:referrals_escalate", result=_counted("escalated")),
         _every(300),

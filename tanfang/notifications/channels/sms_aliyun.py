@@ -230,6 +230,33 @@ class AliyunSms:
                 answers[message.key] = found
         return answers
 
+    def receipts(self, sent: list[tuple[str, str, str, dt.date]]) -> dict[str, str | None]:
+        """The carrier's report of sent messages: ``(key, phone, batch_key, day)`` ->
+        ``"delivered"``, ``"failed:<ErrCode>"``, or None (still waiting, or the provider
+        cannot say now). One ``QuerySendDetails`` (paged) per number and day."""
+        answers: dict[str, str | None] = {}
+        by_number: dict[tuple[str, dt.date], list[tuple[str, str]]] = {}
+        for key, address, batch_key, day in sent:
+            phone = normalise_phone(address)
+            if not phone:
+                answers[key] = None
+                continue
+            by_number.setdefault((phone, day), []).append((key, batch_key))
+        for (phone, day), wanted in by_number.items():
+            try:
+                dtos = list(self._details(phone, day))
+            except Exception:  # the SDK's and the transport's errors alike: ask again later
+                dtos = None
+            for key, batch_key in wanted:
+                answers[key] = None
+                for dto in dtos or []:
+                    if dto.out_id == batch_key or str(dto.out_id or "").startswith(batch_key + ":"):
+                        if dto.send_status == 3:
+                            answers[key] = "delivered"
+                        elif dto.send_status == 2:
+                            answers[key] = f"failed:{dto.err_code or ''}"
+        return answers
+
     def _find(self, phone: str, out_ids: set[str]) -> bool | None:
         today = dt.datetime.now(SHANGHAI).date()
         try:

@@ -29,7 +29,9 @@ Test hooks (no signature needed): ``GET /_sink/messages?phone=&out_id=&limit=``,
 ``GET /_sink/stats``, ``POST /_sink/faults`` with ``{"fail_next": n, "code": "...",
 "http_status": 500, "delay_ms": 0, "record": false, "drop": false, "action": "SendBatchSms"}``
 (``record``: keep the messages, then answer with the fault, as when the provider accepted but
-the answer was lost; ``drop``: close the connection without an answer), ``POST /_sink/reset``.
+the answer was lost; ``drop``: close the connection without an answer),
+``POST /_sink/undeliverable`` with a JSON list of numbers (accepted, then reported failed by
+``QuerySendDetails``, as for a phone out of service), ``POST /_sink/reset``.
 
 Run alone: ``python -m tanfang.notifications.sinks.sms_server --port 8701 --record FILE``.
 """
@@ -202,6 +204,9 @@ class SmsSink:
         self._seen: set[tuple[str, str, str]] = set()
         self._nonces: dict[str, float] = {}
         self._faults: list[Fault] = []
+        # Numbers the carrier cannot deliver to (switched off, out of service): their
+        # messages are accepted, then reported failed by QuerySendDetails (SendStatus 2).
+        self.undeliverable: set[str] = set()
         self._biz = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:8]
         self.counts = {"requests": 0, "refused": 0, "faults": 0, "messages": 0, "duplicates": 0}
@@ -448,11 +453,12 @@ def query_details(sink: SmsSink, params: dict[str, str]) -> tuple[int, dict[str,
         )
     rows = sink.details(phone, send_date, params.get("BizId", ""))
     chosen = rows[(page - 1) * size : page * size]
+    failed = phone in sink.undeliverable
     dtos = [
         {
             "PhoneNum": r["phone"],
-            "SendStatus": 3,
-            "ErrCode": "DELIVERED",
+            "SendStatus": 2 if failed else 3,
+            "ErrCode": "MOBILE_NOT_ON_SERVICE" if failed else "DELIVERED",
             "TemplateCode": r["template_code"],
             "Content": f"【{r['sign_name']}】{r['template_code']} "
             + json.dumps(r["params"], ensure_ascii=False),
@@ -523,6 +529,13 @@ class _Handler(SinkHandler):
             if not isinstance(spec, dict):
                 return 400, {"error": "a JSON object"}, {}
             sink.add_fault(**spec)
+            return 200, {"ok": True}, {}
+        if path == "/_sink/undeliverable" and method == "POST":
+            phones = json_body(body)
+            if not isinstance(phones, list):
+                return 400, {"error": "a JSON list of phone numbers"}, {}
+            with sink.lock:
+                sink.undeliverable.update(str(p) for p in phones)
             return 200, {"ok": True}, {}
         if path == "/_sink/reset" and method == "POST":
             sink.reset()
