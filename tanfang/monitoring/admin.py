@@ -50,6 +50,7 @@ from tanfang.monitoring.models import (
 )
 from tanfang.monitoring.selectors import alerts_visible_to
 from tanfang.monitoring.tick import rules_validate
+from tanfang.registry.admin import ReadOnlyInline
 from tanfang.registry.models import Elder
 
 
@@ -339,21 +340,9 @@ class DistrictRulesAdmin(DistrictRowAdmin):
 # --------------------------------------------------------------------------- alerts
 
 
-class AlertEventInline(admin.TabularInline):
+class AlertEventInline(ReadOnlyInline):
     model = AlertEvent
-    extra = 0
-    can_delete = False
     fields = ("at", "action", "level", "to_user", "by", "note")
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can(request.user, Capability.BACK_OFFICE)
 
 
 @admin.register(Alert, site=admin_site)

@@ -24,6 +24,7 @@ from tanfang.areas.models import AreaLevel
 from tanfang.core.district_admin import DistrictRowAdmin
 from tanfang.referrals.models import Referral, ReferralEvent, ReferralRules
 from tanfang.referrals.selectors import referrals_visible_to
+from tanfang.registry.admin import ReadOnlyInline
 from tanfang.registry.classification import CATEGORIES
 
 
@@ -79,21 +80,9 @@ class ReferralRulesAdmin(DistrictRowAdmin):
     list_select_related = ("area",)
 
 
-class ReferralEventInline(admin.TabularInline):
+class ReferralEventInline(ReadOnlyInline):
     model = ReferralEvent
-    extra = 0
-    can_delete = False
     fields = ("at", "event", "from_state", "to_state", "by", "note")
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can(request.user, Capability.BACK_OFFICE)
 
 
 @admin.register(Referral, site=admin_site)
