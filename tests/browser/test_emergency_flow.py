@@ -15,52 +15,14 @@ closes with the timeline". On the demo city (``tanfang demo``, served by ``tanfa
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.actions import fits_the_phone, press_sos, sign_in
+
 pytestmark = pytest.mark.browser
-
-PASSWORD = "tanfang-demo"
-DEVICE_TOKEN = "tanfang-demo-devices"  # docs/demo.md: the demo partners' published tokens
-
-
-def _sign_in(page: Any, base: str, username: str) -> None:
-    page.goto(base + "/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("[data-testid=login-submit]")
-    page.wait_for_load_state()
-
-
-def _fits_the_phone(page: Any) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375, page.url
-
-
-def _press_sos(base: str, device_id: str) -> dict[str, Any]:
-    body = json.dumps(
-        {
-            "device_id": device_id,
-            "kind": "sos",
-            "ts": dt.datetime.now(dt.UTC).isoformat(),
-            "message_id": f"browser-emergency-{uuid.uuid4()}",
-        }
-    ).encode()
-    request = urllib.request.Request(
-        base + "/api/v1/ingest/device-events/",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Partner {DEVICE_TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 201, response.status
-        answer: dict[str, Any] = json.loads(response.read())
-    return answer
 
 
 def _an_elder_with_an_sos_button(page: Any, base: str) -> tuple[str, str]:
@@ -86,15 +48,15 @@ def test_the_worker_calls_confirms_and_closes_an_emergency(
 ) -> None:
     page = phone_page
     base = demo_server
-    _sign_in(page, base, "visitor")
+    sign_in(page, base, "visitor")
     me = page.inner_text("[data-testid=current-user]").split("·")[0].strip()
     elder_id, device_id = _an_elder_with_an_sos_button(page, base)
 
     # The SOS is pressed: the case is hers, at the top of her worklist.
-    answer = _press_sos(base, device_id)
+    answer = press_sos(base, device_id)
     assert answer["alert_created"] is True
     page.goto(base + "/worklist/")
-    _fits_the_phone(page)
+    fits_the_phone(page)
     section = page.locator("[data-testid=worklist-emergencies]")
     assert section.count() == 1
     first = page.locator("[data-testid=worklist-emergency]").first
@@ -113,7 +75,7 @@ def test_the_worker_calls_confirms_and_closes_an_emergency(
     # She opens it: the call list, with the first contact first and a tel: link.
     first.locator("[data-testid=emergency-link]").click()
     page.wait_for_load_state()
-    _fits_the_phone(page)
+    fits_the_phone(page)
     assert page.get_attribute("[data-testid=emergency-state]", "data-state") == "open"
     assert page.get_attribute("[data-testid=emergency-trigger]", "data-trigger") == "sos"
     lines = page.locator("[data-testid=call-line]")
@@ -140,7 +102,7 @@ def test_the_worker_calls_confirms_and_closes_an_emergency(
     page.fill("#close_note", "老人在家中摔倒，儿子和社区一起扶起，无大碍")
     page.click("[data-testid=emergency-close-submit]")
     page.wait_for_load_state()
-    _fits_the_phone(page)
+    fits_the_phone(page)
     assert page.get_attribute("[data-testid=emergency-state]", "data-state") == "closed"
     assert page.get_attribute("[data-testid=emergency-outcome]", "data-outcome") == (
         "helped_at_home"

@@ -15,54 +15,15 @@ an alert arrives, the visitor acknowledges it and records the outcome. On the de
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.actions import fits_the_phone, press_sos, sign_in
+
 pytestmark = pytest.mark.browser
-
-PASSWORD = "tanfang-demo"
-DEVICE_TOKEN = "tanfang-demo-devices"  # docs/demo.md: the demo partners' published tokens
-
-
-def _sign_in(page: Any, base: str, username: str) -> None:
-    page.goto(base + "/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("[data-testid=login-submit]")
-    page.wait_for_load_state()
-
-
-def _fits_the_phone(page: Any) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375, page.url
-
-
-def _press_sos(base: str, device_id: str) -> dict[str, Any]:
-    """The device vendor's system reports an SOS press, as a real push."""
-    body = json.dumps(
-        {
-            "device_id": device_id,
-            "kind": "sos",
-            "ts": dt.datetime.now(dt.UTC).isoformat(),
-            "message_id": f"browser-{uuid.uuid4()}",
-        }
-    ).encode()
-    request = urllib.request.Request(
-        base + "/api/v1/ingest/device-events/",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Partner {DEVICE_TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 201, response.status
-        answer: dict[str, Any] = json.loads(response.read())
-    return answer
 
 
 def _history(page: Any) -> list[tuple[str, str]]:
@@ -92,13 +53,13 @@ def test_an_alert_arrives_the_visitor_acknowledges_it_and_records_the_outcome(
 ) -> None:
     page = phone_page
     base = demo_server
-    _sign_in(page, base, "visitor")
+    sign_in(page, base, "visitor")
     me = page.inner_text("[data-testid=current-user]").split("·")[0].strip()
 
     # Her worklist already shows the demo's water alert (the injected incident).
     page.click("#nav-worklist")
     page.wait_for_load_state()
-    _fits_the_phone(page)
+    fits_the_phone(page)
     water = page.locator("[data-testid=worklist-alert]:not([data-kind=device])")
     assert water.count() >= 1, "the demo raises an alert for one of the visitor's elders"
     water_id = water.first.get_attribute("data-alert-id")
@@ -106,7 +67,7 @@ def test_an_alert_arrives_the_visitor_acknowledges_it_and_records_the_outcome(
 
     # The elder's page lists her SOS button.
     page.goto(f"{base}/elders/{elder_id}/")
-    _fits_the_phone(page)
+    fits_the_phone(page)
     sos = page.locator("[data-testid=device-row][data-kind=sos] .mono")
     assert sos.count() == 1
     device_id = sos.inner_text().strip()
@@ -114,7 +75,7 @@ def test_an_alert_arrives_the_visitor_acknowledges_it_and_records_the_outcome(
 
     # The SOS button is pressed: the vendor pushes the event; the alert is hers at once.
     pressed = time.monotonic()
-    answer = _press_sos(base, device_id)
+    answer = press_sos(base, device_id)
     assert answer["alert_created"] is True and answer["alert"]
     sos_id = str(answer["alert"])
     page.goto(base + "/worklist/")
@@ -128,7 +89,7 @@ def test_an_alert_arrives_the_visitor_acknowledges_it_and_records_the_outcome(
     first.locator("[data-testid=alert-link]").click()
     page.wait_for_load_state()
     assert page.url.endswith(f"/alerts/{sos_id}/")
-    _fits_the_phone(page)
+    fits_the_phone(page)
     assert page.get_attribute("[data-testid=alert-state]", "data-state") == "open"
     assert page.get_attribute("[data-testid=alert-severity]", "data-severity") == "critical"
     assert page.locator("[data-testid=alert-rule]").inner_text().strip()
@@ -144,12 +105,12 @@ def test_an_alert_arrives_the_visitor_acknowledges_it_and_records_the_outcome(
         "closed",
     ]
     assert [who for action, who in history if action in ("acknowledged", "closed")] == [me, me]
-    _fits_the_phone(page)
+    fits_the_phone(page)
     page.screenshot(path=str(tmp_path / "sos-closed.png"), full_page=True)
 
     # The water alert of the incident: the chart of the last 48 hours, then the same steps.
     page.goto(f"{base}/alerts/{water_id}/")
-    _fits_the_phone(page)
+    fits_the_phone(page)
     assert page.get_attribute("[data-testid=alert-state]", "data-state") == "open"
     chart = page.locator("svg[data-testid=alert-chart]")
     assert chart.count() == 1
